@@ -1,0 +1,6 @@
+//! netinv: class-specific image reconstruction through network inversion.
+//!
+//! This umbrella crate only re-exports the netinv libraries, so one dependency brings them
+//! all; each is usable on its own as well. See the README for the crate map.
+
+pub use netinv_core as core;
