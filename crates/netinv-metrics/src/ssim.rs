@@ -451,3 +451,272 @@ fn ssim_rows<F: FnMut(usize, &[f64])>(
         sink(i, &s_row);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2};
+
+    fn pattern(rows: usize, cols: usize, phase: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            (((i * 7 + j * 3 + phase) % 13) as f32 / 13.0) * 0.8 + 0.1
+        })
+    }
+
+    /// Slow reference: the 2-D window applied pixel by pixel with reflected indices.
+    fn slow_map(x: &Array2<f32>, y: &Array2<f32>, cfg: &SsimConfig) -> Array2<f64> {
+        let taps = cfg.window.taps();
+        let r = taps.len() / 2;
+        let (rows, cols) = x.dim();
+        let n = (taps.len() * taps.len()) as f64;
+        let norm = if cfg.sample_covariance {
+            n / (n - 1.0)
+        } else {
+            1.0
+        };
+        let c1 = (cfg.k1 * cfg.data_range).powi(2);
+        let c2 = (cfg.k2 * cfg.data_range).powi(2);
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            let mut m = [0.0_f64; 5];
+            for (di, wi) in taps.iter().enumerate() {
+                for (dj, wj) in taps.iter().enumerate() {
+                    let si = reflect(i as isize + di as isize - r as isize, rows);
+                    let sj = reflect(j as isize + dj as isize - r as isize, cols);
+                    let (a, b) = (f64::from(x[[si, sj]]), f64::from(y[[si, sj]]));
+                    let w = wi * wj;
+                    for (acc, v) in m.iter_mut().zip([a, b, a * a, b * b, a * b]) {
+                        *acc += w * v;
+                    }
+                }
+            }
+            let [ux, uy, uxx, uyy, uxy] = m;
+            let vx = norm * (uxx - ux * ux);
+            let vy = norm * (uyy - uy * uy);
+            let vxy = norm * (uxy - ux * uy);
+            (2.0 * ux * uy + c1) * (2.0 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        })
+    }
+
+    #[test]
+    fn gaussian_taps_match_scipy() {
+        // scipy.ndimage._gaussian_kernel1d(1.5, 0, 5), printed with repr().
+        let scipy = [
+            0.00102838008447911,
+            0.007598758135239185,
+            0.03600077212843083,
+            0.10936068950970002,
+            0.2130055377112537,
+            0.26601172486179436,
+        ];
+        let taps = SsimConfig::gaussian().window.taps();
+        assert_eq!(taps.len(), 11);
+        for (k, want) in scipy.iter().enumerate() {
+            assert!((taps[k] - want).abs() < 1e-15, "tap {k}");
+            assert_eq!(taps[k], taps[10 - k]);
+        }
+        assert!((taps.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn window_sizes_and_crop() {
+        assert_eq!(SsimConfig::gaussian().window.size(), 11);
+        assert_eq!(SsimConfig::gaussian().crop_width(), 5);
+        assert_eq!(SsimConfig::uniform(7).window.size(), 7);
+        assert_eq!(SsimConfig::uniform(7).crop_width(), 3);
+        assert_eq!(SsimConfig::default(), SsimConfig::gaussian());
+        let g = SsimWindow::Gaussian {
+            sigma: 1.0,
+            truncate: 4.0,
+        };
+        assert_eq!(g.size(), 9);
+    }
+
+    #[test]
+    fn fast_map_equals_slow_reference() {
+        let x = pattern(13, 19, 0);
+        let y = pattern(13, 19, 5).mapv(|v| v * v);
+        for cfg in [
+            SsimConfig::gaussian(),
+            SsimConfig::uniform(7),
+            SsimConfig::uniform(3).with_data_range(2.0),
+            SsimConfig {
+                window: SsimWindow::Gaussian {
+                    sigma: 2.0,
+                    truncate: 3.0,
+                },
+                ..SsimConfig::gaussian()
+            },
+        ] {
+            let fast = ssim_map(x.view(), y.view(), &cfg).unwrap();
+            let slow = slow_map(&x, &y, &cfg);
+            for (f, s) in fast.iter().zip(slow.iter()) {
+                assert!((f64::from(*f) - s).abs() < 1e-6, "{cfg:?}: {f} vs {s}");
+            }
+            let p = cfg.crop_width();
+            let (rows, cols) = x.dim();
+            let crop = slow.slice(s![p..rows - p, p..cols - p]);
+            let mean = crop.sum() / crop.len() as f64;
+            let got = ssim(x.view(), y.view(), &cfg).unwrap();
+            assert!((got - mean).abs() < 1e-12, "{cfg:?}: {got} vs {mean}");
+        }
+    }
+
+    #[test]
+    fn window_as_large_as_the_image() {
+        // An 11x11 image leaves a single pixel after cropping.
+        let x = pattern(11, 11, 1);
+        let y = pattern(11, 11, 2);
+        let cfg = SsimConfig::gaussian();
+        let map = slow_map(&x, &y, &cfg);
+        let got = ssim(x.view(), y.view(), &cfg).unwrap();
+        assert!((got - map[[5, 5]]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn works_on_transposed_views() {
+        let x = pattern(20, 14, 0);
+        let y = pattern(20, 14, 3);
+        let (xt, yt) = (x.t().to_owned(), y.t().to_owned());
+        let cfg = SsimConfig::uniform(7);
+        let a = ssim(x.t(), y.t(), &cfg).unwrap();
+        let b = ssim(xt.view(), yt.view(), &cfg).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn constant_images_give_the_luminance_term() {
+        let x = Array2::from_elem((12, 12), 0.2_f32);
+        let y = Array2::from_elem((12, 12), 0.7_f32);
+        let c1 = 0.01_f64.powi(2);
+        let (a, b) = (f64::from(0.2_f32), f64::from(0.7_f32));
+        let want = (2.0 * a * b + c1) / (a * a + b * b + c1);
+        let got = ssim(x.view(), y.view(), &SsimConfig::gaussian()).unwrap();
+        assert!((got - want).abs() < 1e-9);
+    }
+
+    #[test]
+    fn error_shape_mismatch() {
+        let x = Array2::<f32>::zeros((16, 16));
+        let y = Array2::<f32>::zeros((16, 17));
+        let err = ssim(x.view(), y.view(), &SsimConfig::gaussian()).unwrap_err();
+        assert_eq!(
+            err,
+            Error::Shape {
+                reference: [16, 16],
+                estimate: [16, 17]
+            }
+        );
+        assert!(err.to_string().contains("shape mismatch"));
+        assert!(ssim_map(x.view(), y.view(), &SsimConfig::gaussian()).is_err());
+    }
+
+    #[test]
+    fn error_smaller_than_window() {
+        let x = Array2::<f32>::zeros((10, 40));
+        let err = ssim(x.view(), x.view(), &SsimConfig::gaussian()).unwrap_err();
+        assert_eq!(
+            err,
+            Error::SmallerThanWindow {
+                shape: [10, 40],
+                window: 11
+            }
+        );
+        assert!(ssim(x.view(), x.view(), &SsimConfig::uniform(7)).is_ok());
+        let x = Array2::<f32>::zeros((6, 6));
+        assert!(matches!(
+            ssim_map(x.view(), x.view(), &SsimConfig::uniform(7)),
+            Err(Error::SmallerThanWindow { window: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn error_empty_images() {
+        let x = Array2::<f32>::zeros((0, 0));
+        assert!(matches!(
+            ssim(x.view(), x.view(), &SsimConfig::gaussian()),
+            Err(Error::Empty { shape: [0, 0] })
+        ));
+    }
+
+    #[test]
+    fn error_nan_input() {
+        let x = pattern(12, 12, 0);
+        let mut y = x.clone();
+        y[[3, 4]] = f32::NAN;
+        assert!(matches!(
+            ssim(x.view(), y.view(), &SsimConfig::gaussian()),
+            Err(Error::NonFinite {
+                image: "estimate",
+                row: 3,
+                col: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ssim_map(y.view(), x.view(), &SsimConfig::uniform(7)),
+            Err(Error::NonFinite {
+                image: "reference",
+                ..
+            })
+        ));
+    }
+
+    fn config_error(cfg: SsimConfig) -> &'static str {
+        let x = pattern(16, 16, 0);
+        match ssim(x.view(), x.view(), &cfg) {
+            Err(Error::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig for {cfg:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_even_or_zero_window() {
+        assert_eq!(config_error(SsimConfig::uniform(8)), "window.size");
+        assert_eq!(config_error(SsimConfig::uniform(0)), "window.size");
+        assert_eq!(config_error(SsimConfig::uniform(1)), "sample_covariance");
+        let one = SsimConfig {
+            sample_covariance: false,
+            ..SsimConfig::uniform(1)
+        };
+        assert!(one.validate().is_ok());
+    }
+
+    #[test]
+    fn error_bad_data_range_and_constants() {
+        for r in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                config_error(SsimConfig::gaussian().with_data_range(r)),
+                "data_range"
+            );
+        }
+        let base = SsimConfig::gaussian();
+        assert_eq!(config_error(SsimConfig { k1: 0.0, ..base }), "k1");
+        assert_eq!(config_error(SsimConfig { k2: -0.1, ..base }), "k2");
+    }
+
+    #[test]
+    fn error_bad_gaussian_window() {
+        let with = |sigma, truncate| SsimConfig {
+            window: SsimWindow::Gaussian { sigma, truncate },
+            ..SsimConfig::gaussian()
+        };
+        assert_eq!(config_error(with(0.0, 3.5)), "window.sigma");
+        assert_eq!(config_error(with(f64::NAN, 3.5)), "window.sigma");
+        assert_eq!(config_error(with(1.5, -1.0)), "window.truncate");
+        assert_eq!(config_error(with(1e9, 3.5)), "window.sigma");
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        for cfg in [
+            SsimConfig::gaussian(),
+            SsimConfig::uniform(7).with_data_range(255.0),
+        ] {
+            let text = serde_json::to_string(&cfg).unwrap();
+            let back: SsimConfig = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, cfg);
+        }
+        let text = serde_json::to_string(&SsimConfig::uniform(7)).unwrap();
+        assert!(text.contains(r#""kind":"uniform","size":7"#), "{text}");
+    }
+}
