@@ -1,0 +1,351 @@
+//! The in-memory dataset: f32 images in [0, 1] and digit labels, with seeded shuffling,
+//! batching and class subsets.
+
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::idx::{self, Compression};
+use crate::{Error, Result};
+
+/// Number of digit classes; labels are `0..NUM_CLASSES`.
+pub const NUM_CLASSES: usize = 10;
+
+/// A labelled set of grey-scale images.
+///
+/// Images are f32 `[n, height, width]` (28 x 28 for MNIST), row-major, values in [0, 1]
+/// (MNIST bytes divided by 255); labels are digit classes 0..=9, one per image. Both are
+/// checked by [`Dataset::new`], so every `Dataset` satisfies them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    images: Array3<f32>,
+    labels: Vec<u8>,
+}
+
+/// One batch of a [`Dataset`], produced by [`Dataset::batches`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Images, f32 `[b, height, width]` in [0, 1].
+    pub images: Array3<f32>,
+    /// Labels 0..=9, one per image.
+    pub labels: Vec<u8>,
+    /// Positions of these items in the dataset the batch was drawn from.
+    pub indices: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of items in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch has no items (never the case for batches from [`Dataset::batches`]).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// The permutation of `0..n` drawn by a `StdRng` seeded with `seed` (Fisher-Yates via
+/// `SliceRandom::shuffle`, rand 0.9).
+fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    order
+}
+
+fn check_class(class: u8) -> Result<()> {
+    if usize::from(class) < NUM_CLASSES {
+        Ok(())
+    } else {
+        Err(Error::InvalidClass { class })
+    }
+}
+
+impl Dataset {
+    /// Builds a dataset from f32 images `[n, height, width]` and `n` labels.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `labels.len() != n` or an image has a zero side,
+    /// [`Error::InvalidLabel`] for a label above 9, [`Error::ValueOutOfRange`] for a pixel that
+    /// is not finite or outside [0, 1].
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_data::{ndarray::Array3, Dataset};
+    /// let ds = Dataset::new(Array3::zeros((2, 28, 28)), vec![3, 7]).unwrap();
+    /// assert_eq!(ds.len(), 2);
+    /// assert!(Dataset::new(Array3::zeros((2, 28, 28)), vec![3]).is_err());
+    /// ```
+    pub fn new(images: Array3<f32>, labels: Vec<u8>) -> Result<Self> {
+        let (n, height, width) = images.dim();
+        if labels.len() != n {
+            return Err(Error::Shape {
+                expected: format!("{n} labels (one per image)"),
+                got: format!("{} labels", labels.len()),
+            });
+        }
+        if height == 0 || width == 0 {
+            return Err(Error::Shape {
+                expected: "images [n, height, width] with height, width >= 1".into(),
+                got: format!("{:?}", images.dim()),
+            });
+        }
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| usize::from(l) >= NUM_CLASSES)
+        {
+            return Err(Error::InvalidLabel { index, label });
+        }
+        if let Some((index, &value)) = images
+            .indexed_iter()
+            .find(|(_, v)| !(0.0..=1.0).contains(*v))
+        {
+            return Err(Error::ValueOutOfRange {
+                index: [index.0, index.1, index.2],
+                value,
+            });
+        }
+        Ok(Self {
+            images: images.as_standard_layout().into_owned(),
+            labels,
+        })
+    }
+
+    /// Builds a dataset from u8 pixels (each divided by 255) and labels already checked to
+    /// be 0..=9 and one per image.
+    pub(crate) fn from_u8(
+        dims: (usize, usize, usize),
+        pixels: &[u8],
+        labels: Vec<u8>,
+    ) -> Result<Self> {
+        let table: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
+        let data: Vec<f32> = pixels.iter().map(|&p| table[usize::from(p)]).collect();
+        let images = Array3::from_shape_vec(dims, data).map_err(|e| Error::Shape {
+            expected: format!("{dims:?}"),
+            got: e.to_string(),
+        })?;
+        Ok(Self { images, labels })
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the dataset has no items.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `(height, width)` of the images (28 x 28 for MNIST).
+    pub fn image_dim(&self) -> (usize, usize) {
+        let (_, h, w) = self.images.dim();
+        (h, w)
+    }
+
+    /// All images, f32 `[n, height, width]` in [0, 1] (standard layout).
+    pub fn images(&self) -> ArrayView3<'_, f32> {
+        self.images.view()
+    }
+
+    /// All labels, 0..=9, one per image.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+
+    /// Image `i`, f32 `[height, width]` in [0, 1].
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn image(&self, i: usize) -> ArrayView2<'_, f32> {
+        self.images.index_axis(Axis(0), i)
+    }
+
+    /// The images as u8, `round(v * 255)`: exact for data read from IDX files.
+    pub fn images_u8(&self) -> Array3<u8> {
+        self.images.mapv(|v| (v * 255.0).round() as u8)
+    }
+
+    /// The items at `indices`, in that order (repeats allowed).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] for the first index `>= self.len()`.
+    pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
+        if let Some(&index) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::IndexOutOfRange {
+                index,
+                len: self.len(),
+            });
+        }
+        Ok(self.gather(indices))
+    }
+
+    /// Gathers items at indices known to be in range.
+    fn gather(&self, indices: &[usize]) -> Dataset {
+        let (_, h, w) = self.images.dim();
+        let mut images = Array3::zeros((indices.len(), h, w));
+        for (mut dst, &i) in images.outer_iter_mut().zip(indices) {
+            dst.assign(&self.images.index_axis(Axis(0), i));
+        }
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        Dataset { images, labels }
+    }
+
+    /// The first `min(n, len)` items.
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            images: self.images.slice(s![..n, .., ..]).to_owned(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// The items whose label is in `classes`, in their original order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidClass`] if a class is above 9.
+    ///
+    /// # Examples
+    /// ```
+    /// let mnist = netinv_data::Mnist::embedded().unwrap();
+    /// let zeros_and_ones = mnist.test().with_classes(&[0, 1]).unwrap();
+    /// assert!(zeros_and_ones.labels().iter().all(|&l| l <= 1));
+    /// ```
+    pub fn with_classes(&self, classes: &[u8]) -> Result<Dataset> {
+        let mut keep = [false; NUM_CLASSES];
+        for &c in classes {
+            check_class(c)?;
+            keep[usize::from(c)] = true;
+        }
+        let indices: Vec<usize> = (0..self.len())
+            .filter(|&i| keep[usize::from(self.labels[i])])
+            .collect();
+        Ok(self.gather(&indices))
+    }
+
+    /// The dataset in a random order drawn from `StdRng::seed_from_u64(seed)`: the same seed
+    /// always gives the same order (for a given length and rand 0.9).
+    pub fn shuffled(&self, seed: u64) -> Dataset {
+        self.gather(&permutation(self.len(), seed))
+    }
+
+    /// Number of items of each class 0..=9.
+    pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
+        let mut counts = [0; NUM_CLASSES];
+        for &l in &self.labels {
+            counts[usize::from(l)] += 1;
+        }
+        counts
+    }
+
+    /// The mean image of a class, `[height, width]`, accumulated in f64:
+    ///
+    /// ```text
+    /// mean[r, c] = (1 / |S|) * sum_{i in S} images[i, r, c],  S = { i : labels[i] = class }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidClass`] if `class > 9`, [`Error::EmptyClass`] if no item has it.
+    pub fn class_mean(&self, class: u8) -> Result<Array2<f32>> {
+        check_class(class)?;
+        let (_, h, w) = self.images.dim();
+        let mut sum = Array2::<f64>::zeros((h, w));
+        let mut count = 0usize;
+        for (image, &label) in self.images.outer_iter().zip(&self.labels) {
+            if label == class {
+                sum.zip_mut_with(&image, |s, &v| *s += f64::from(v));
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return Err(Error::EmptyClass { class });
+        }
+        Ok(sum.mapv(|s| (s / count as f64) as f32))
+    }
+
+    /// Iterates over the dataset in batches of `batch_size` items: in order when
+    /// `shuffle_seed` is `None`, else in the order of [`Dataset::shuffled`] with that seed.
+    /// Every item appears in exactly one batch; the last batch is kept even if it is partial
+    /// (it holds `len % batch_size` items when that is not zero). An empty dataset gives no
+    /// batches.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if `batch_size` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_data::{ndarray::Array3, Dataset};
+    /// let ds = Dataset::new(Array3::zeros((10, 2, 2)), vec![0; 10]).unwrap();
+    /// let sizes: Vec<usize> = ds.batches(4, Some(1)).unwrap().map(|b| b.len()).collect();
+    /// assert_eq!(sizes, [4, 4, 2]);
+    /// ```
+    pub fn batches(&self, batch_size: usize, shuffle_seed: Option<u64>) -> Result<Batches<'_>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidConfig {
+                field: "batch_size",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let order = match shuffle_seed {
+            Some(seed) => permutation(self.len(), seed),
+            None => (0..self.len()).collect(),
+        };
+        Ok(Batches {
+            dataset: self,
+            order,
+            batch_size,
+            position: 0,
+        })
+    }
+
+    /// Writes the dataset as two IDX files (images as `round(v * 255)` bytes, labels).
+    ///
+    /// # Errors
+    /// See [`idx::write_idx_images`] and [`idx::write_idx_labels`].
+    pub fn write_idx(
+        &self,
+        images_path: impl AsRef<std::path::Path>,
+        labels_path: impl AsRef<std::path::Path>,
+        compression: Compression,
+    ) -> Result<()> {
+        idx::write_idx_images(images_path, self.images_u8().view(), compression)?;
+        idx::write_idx_labels(labels_path, &self.labels, compression)
+    }
+}
+
+/// Iterator over the batches of a [`Dataset`]; see [`Dataset::batches`].
+#[derive(Clone, Debug)]
+pub struct Batches<'a> {
+    dataset: &'a Dataset,
+    order: Vec<usize>,
+    batch_size: usize,
+    position: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.position >= self.order.len() {
+            return None;
+        }
+        let end = (self.position + self.batch_size).min(self.order.len());
+        let indices = self.order[self.position..end].to_vec();
+        self.position = end;
+        let Dataset { images, labels } = self.dataset.gather(&indices);
+        Some(Batch {
+            images,
+            labels,
+            indices,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.order.len() - self.position).div_ceil(self.batch_size);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Batches<'_> {}
