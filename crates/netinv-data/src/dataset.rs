@@ -349,3 +349,166 @@ impl Iterator for Batches<'_> {
 }
 
 impl ExactSizeIterator for Batches<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 12 items of 2 x 3 images; item i has every pixel = i / 20 and label i % 4.
+    fn small() -> Dataset {
+        let images = Array3::from_shape_fn((12, 2, 3), |(i, _, _)| i as f32 / 20.0);
+        let labels = (0..12).map(|i| (i % 4) as u8).collect();
+        Dataset::new(images, labels).unwrap()
+    }
+
+    fn item_ids(ds: &Dataset) -> Vec<usize> {
+        (0..ds.len())
+            .map(|i| (ds.image(i)[[0, 0]] * 20.0).round() as usize)
+            .collect()
+    }
+
+    #[test]
+    fn new_validates_shape_labels_and_values() {
+        assert!(matches!(
+            Dataset::new(Array3::zeros((2, 2, 2)), vec![0]),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            Dataset::new(Array3::zeros((2, 0, 2)), vec![0, 0]),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            Dataset::new(Array3::zeros((2, 2, 2)), vec![0, 10]),
+            Err(Error::InvalidLabel { index: 1, label: 10 })
+        ));
+        let mut images = Array3::zeros((2, 2, 2));
+        images[[1, 0, 1]] = 1.5;
+        match Dataset::new(images.clone(), vec![0, 0]) {
+            Err(Error::ValueOutOfRange { index, value }) => {
+                assert_eq!(index, [1, 0, 1]);
+                assert_eq!(value, 1.5);
+            }
+            other => panic!("expected ValueOutOfRange, got {other:?}"),
+        }
+        images[[1, 0, 1]] = f32::NAN;
+        assert!(matches!(
+            Dataset::new(images, vec![0, 0]),
+            Err(Error::ValueOutOfRange { .. })
+        ));
+        let empty = Dataset::new(Array3::zeros((0, 28, 28)), vec![]).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.batches(4, None).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn select_take_and_bounds() {
+        let ds = small();
+        let sel = ds.select(&[5, 0, 5]).unwrap();
+        assert_eq!(item_ids(&sel), [5, 0, 5]);
+        assert_eq!(sel.labels(), [1, 0, 1]);
+        assert!(matches!(
+            ds.select(&[3, 12]),
+            Err(Error::IndexOutOfRange { index: 12, len: 12 })
+        ));
+        assert_eq!(item_ids(&ds.take(3)), [0, 1, 2]);
+        assert_eq!(ds.take(100).len(), 12);
+        assert_eq!(ds.take(0).len(), 0);
+    }
+
+    #[test]
+    fn shuffle_is_seeded_and_a_permutation() {
+        let ds = small();
+        let a = ds.shuffled(42);
+        let b = ds.shuffled(42);
+        let c = ds.shuffled(43);
+        assert_eq!(a, b);
+        assert_ne!(item_ids(&a), item_ids(&c));
+        let mut ids = item_ids(&a);
+        assert_ne!(ids, (0..12).collect::<Vec<_>>());
+        ids.sort_unstable();
+        assert_eq!(ids, (0..12).collect::<Vec<_>>());
+        // Labels travel with their images.
+        for i in 0..a.len() {
+            assert_eq!(usize::from(a.labels()[i]), item_ids(&a)[i] % 4);
+        }
+    }
+
+    #[test]
+    fn batches_cover_every_index_once() {
+        let ds = small();
+        for (batch_size, seed) in [(5, None), (5, Some(3)), (12, Some(1)), (1, None), (20, None)] {
+            let batches: Vec<Batch> = ds.batches(batch_size, seed).unwrap().collect();
+            assert_eq!(batches.len(), 12usize.div_ceil(batch_size));
+            let mut all: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+            if seed.is_none() {
+                assert_eq!(all, (0..12).collect::<Vec<_>>());
+            }
+            all.sort_unstable();
+            assert_eq!(all, (0..12).collect::<Vec<_>>());
+            for b in &batches {
+                assert!(b.len() <= batch_size && !b.is_empty());
+                assert_eq!(b.images.dim(), (b.len(), 2, 3));
+                for (k, &i) in b.indices.iter().enumerate() {
+                    assert_eq!(b.images.index_axis(Axis(0), k), ds.image(i));
+                    assert_eq!(b.labels[k], ds.labels()[i]);
+                }
+            }
+        }
+        // Last partial batch kept.
+        let sizes: Vec<usize> = ds.batches(5, None).unwrap().map(|b| b.len()).collect();
+        assert_eq!(sizes, [5, 5, 2]);
+        assert_eq!(ds.batches(5, None).unwrap().len(), 3);
+        // Seeded batches follow `shuffled` with the same seed.
+        let order: Vec<usize> = ds.batches(5, Some(9)).unwrap().flat_map(|b| b.indices).collect();
+        assert_eq!(ds.select(&order).unwrap(), ds.shuffled(9));
+        assert!(matches!(
+            ds.batches(0, None),
+            Err(Error::InvalidConfig { field: "batch_size", .. })
+        ));
+    }
+
+    #[test]
+    fn class_subset_and_counts() {
+        let ds = small();
+        assert_eq!(ds.class_counts(), [3, 3, 3, 3, 0, 0, 0, 0, 0, 0]);
+        let sub = ds.with_classes(&[1, 3]).unwrap();
+        assert_eq!(item_ids(&sub), [1, 3, 5, 7, 9, 11]);
+        assert_eq!(sub.labels(), [1, 3, 1, 3, 1, 3]);
+        assert!(ds.with_classes(&[7]).unwrap().is_empty());
+        assert!(matches!(
+            ds.with_classes(&[2, 10]),
+            Err(Error::InvalidClass { class: 10 })
+        ));
+    }
+
+    #[test]
+    fn class_mean_matches_hand_computation() {
+        let ds = small();
+        // Class 2 holds items 2, 6, 10: mean pixel (2 + 6 + 10) / 3 / 20 = 0.3.
+        let mean = ds.class_mean(2).unwrap();
+        assert_eq!(mean.dim(), (2, 3));
+        for &v in &mean {
+            assert!((v - 0.3).abs() < 1e-7, "{v}");
+        }
+        // A non-constant case: two images [[0, 1], [0.5, 0.25]] and [[1, 1], [0, 0.75]].
+        let images = Array3::from_shape_vec(
+            (3, 2, 2),
+            vec![0.0, 1.0, 0.5, 0.25, 1.0, 1.0, 0.0, 0.75, 0.9, 0.9, 0.9, 0.9],
+        )
+        .unwrap();
+        let ds = Dataset::new(images, vec![4, 4, 5]).unwrap();
+        let mean = ds.class_mean(4).unwrap();
+        assert_eq!(mean, Array2::from_shape_vec((2, 2), vec![0.5, 1.0, 0.25, 0.5]).unwrap());
+        assert!(matches!(ds.class_mean(0), Err(Error::EmptyClass { class: 0 })));
+        assert!(matches!(ds.class_mean(11), Err(Error::InvalidClass { class: 11 })));
+    }
+
+    #[test]
+    fn u8_conversion_round_trips() {
+        let pixels: Vec<u8> = (0..=255).collect();
+        let ds = Dataset::from_u8((1, 16, 16), &pixels, vec![0]).unwrap();
+        assert_eq!(ds.image(0)[[0, 1]], 1.0 / 255.0);
+        assert_eq!(ds.image(0)[[15, 15]], 1.0);
+        assert_eq!(ds.images_u8().into_raw_vec_and_offset().0, pixels);
+    }
+}

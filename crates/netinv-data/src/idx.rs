@@ -291,3 +291,116 @@ pub fn write_idx_labels(
     netinv_core::atomic_write_bytes(path, &bytes)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn sample_images() -> Array3<u8> {
+        Array3::from_shape_fn((3, 5, 4), |(i, r, c)| (i * 20 + r * 4 + c) as u8 * 3)
+    }
+
+    #[test]
+    fn images_round_trip_raw_and_gzip() {
+        let images = sample_images();
+        for compression in [Compression::Raw, Compression::Gzip] {
+            let bytes = encode_idx_images(images.view(), compression).unwrap();
+            assert_eq!(decode_idx_images(&bytes, Path::new("x")).unwrap(), images);
+        }
+    }
+
+    #[test]
+    fn labels_round_trip_raw_and_gzip() {
+        let labels: Vec<u8> = (0..=255).collect();
+        for compression in [Compression::Raw, Compression::Gzip] {
+            let bytes = encode_idx_labels(&labels, compression).unwrap();
+            assert_eq!(decode_idx_labels(&bytes, Path::new("x")).unwrap(), labels);
+        }
+    }
+
+    #[test]
+    fn raw_layout_is_the_idx_format() {
+        let images = Array3::from_shape_vec((1, 1, 2), vec![7u8, 9]).unwrap();
+        let bytes = encode_idx_images(images.view(), Compression::Raw).unwrap();
+        assert_eq!(
+            bytes,
+            [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 7, 9]
+        );
+        let bytes = encode_idx_labels(&[4, 2], Compression::Raw).unwrap();
+        assert_eq!(bytes, [0, 0, 8, 1, 0, 0, 0, 2, 4, 2]);
+    }
+
+    #[test]
+    fn gzip_output_is_reproducible() {
+        let images = sample_images();
+        let a = encode_idx_images(images.view(), Compression::Gzip).unwrap();
+        let b = encode_idx_images(images.view(), Compression::Gzip).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a[..2], GZIP_MAGIC);
+        assert_eq!(a[4..8], [0, 0, 0, 0], "mtime must be 0");
+    }
+
+    #[test]
+    fn empty_and_short_inputs_are_truncated() {
+        for bytes in [&[][..], &[0, 0, 8][..], &[0, 0, 8, 3, 0, 0, 0, 1][..]] {
+            match decode_idx_images(bytes, Path::new("f")) {
+                Err(Error::Truncated { path, expected, actual }) => {
+                    assert_eq!(path, Path::new("f"));
+                    assert_eq!(expected, 16);
+                    assert_eq!(actual, bytes.len() as u64);
+                }
+                other => panic!("expected Truncated, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn huge_declared_size_is_rejected_before_allocation() {
+        // n = rows = cols = u32::MAX: 2^96 bytes declared, 16 present.
+        let mut bytes = IMAGES_MAGIC.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0xff; 12]);
+        match decode_idx_images(&bytes, Path::new("huge")) {
+            Err(Error::Truncated { expected, actual, .. }) => {
+                assert_eq!(expected, u64::MAX);
+                assert_eq!(actual, 16);
+            }
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic_not_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = [1u8, 2, 3];
+        // A gzip file without .gz, and a raw file named .gz.
+        let gz_no_ext = dir.path().join("labels");
+        let raw_gz_ext = dir.path().join("labels-raw.gz");
+        write_idx_labels(&gz_no_ext, &labels, Compression::Gzip).unwrap();
+        write_idx_labels(&raw_gz_ext, &labels, Compression::Raw).unwrap();
+        assert_eq!(read_idx_labels(&gz_no_ext).unwrap(), labels);
+        assert_eq!(read_idx_labels(&raw_gz_ext).unwrap(), labels);
+    }
+
+    #[test]
+    fn corrupt_gzip_is_a_gzip_error() {
+        let bytes = encode_idx_labels(&[1; 100], Compression::Gzip).unwrap();
+        let cut = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            decode_idx_labels(cut, Path::new("cut.gz")),
+            Err(Error::Gzip { .. })
+        ));
+    }
+
+    #[test]
+    fn labels_file_is_not_an_images_file() {
+        let bytes = encode_idx_labels(&[1, 2], Compression::Raw).unwrap();
+        match decode_idx_images(&bytes, Path::new("l")) {
+            Err(Error::BadMagic { expected, found, .. }) => {
+                assert_eq!(expected, IMAGES_MAGIC);
+                assert_eq!(found, LABELS_MAGIC);
+            }
+            other => panic!("expected BadMagic, got {other:?}"),
+        }
+    }
+}
