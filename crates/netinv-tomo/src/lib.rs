@@ -1,0 +1,50 @@
+//! Parallel-beam tomography for netinv: an ASTRA-compatible 2-D geometry, the Joseph ray
+//! transform with its exact adjoint (on the fly or as a CSR matrix), SIRT and FBP exactly
+//! as ASTRA's CPU algorithms, a TV-regularised reconstruction by PDHG (Chambolle-Pock)
+//! with a box constraint, the modified Shepp-Logan phantom, Poisson and Gaussian noise,
+//! and `.npy` input/output so data move to and from numpy and ASTRA.
+//!
+//! Conventions (ASTRA's, see [`ParallelBeam2d`]): images are f32 `[rows, cols]`, unit
+//! pixels centred on the origin, row 0 at the top; sinograms are f32
+//! `[angles, detectors]`; angles in radians. Sums are accumulated in f64. Geometry,
+//! projector and algorithms are separate, as in ASTRA and ODL: an algorithm takes any
+//! [`LinearOperator`].
+//!
+//! ```
+//! use netinv_tomo::{shepp_logan, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig};
+//!
+//! let angles: Vec<f32> = (0..60).map(|k| k as f32 * std::f32::consts::PI / 60.0).collect();
+//! let geom = ParallelBeam2d::new(32, 32, angles, 48, 1.0)?;
+//! let op = RayTransform::new(geom)?;                    // Joseph projector
+//! let image = shepp_logan(32, 32)?;
+//! let sino = op.apply(image.view());                    // [60, 48]
+//! let back = op.adjoint(sino.view());                   // [32, 32]
+//! assert_eq!((sino.dim(), back.dim()), ((60, 48), (32, 32)));
+//! let cfg = SirtConfig { iterations: 100, min: Some(0.0), max: Some(1.0), ..Default::default() };
+//! let rec = Sirt::new(cfg)?.reconstruct(&op, sino.view())?;
+//! assert_eq!(rec.image.dim(), (32, 32));
+//! # Ok::<(), netinv_tomo::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod geometry;
+mod npy;
+mod operator;
+mod phantom;
+mod projector;
+mod reference;
+mod sirt;
+mod sparse;
+
+pub use ndarray;
+
+pub use error::{Error, Result};
+pub use geometry::ParallelBeam2d;
+pub use npy::{read_angles, read_npy2, write_npy, write_npy1};
+pub use operator::LinearOperator;
+pub use phantom::{shepp_logan, MODIFIED_SHEPP_LOGAN};
+pub use projector::RayTransform;
+pub use reference::dense_matrix;
+pub use sirt::{Reconstruction, Sirt, SirtConfig};
+pub use sparse::{CsrOperator, SparseMatrix};

@@ -1,0 +1,99 @@
+//! The linear-operator trait: an apply / adjoint pair on 2-D arrays.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::error::{check_finite, check_shape};
+use crate::Result;
+
+/// A linear map `y = A x` from images `[rows, cols]` to data `[angles, detectors]` (or
+/// any other 2-D shapes), with its adjoint `x = A^T y`.
+///
+/// Implementors write into preallocated buffers (`_into`); [`apply`](Self::apply) and
+/// [`adjoint`](Self::adjoint) allocate. The adjoint must be the exact transpose:
+///
+/// ```text
+/// <A x, y> = <x, A^T y>   for all x, y
+/// ```
+///
+/// `apply`/`adjoint` panic on wrong shapes (a documented precondition); the `try_`
+/// variants check shapes and finiteness and return an error instead.
+pub trait LinearOperator: Sync {
+    /// Shape of the domain (the image), `(rows, cols)`.
+    fn domain_shape(&self) -> (usize, usize);
+
+    /// Shape of the range (the sinogram), `(angles, detectors)`.
+    fn range_shape(&self) -> (usize, usize);
+
+    /// `y = A x`, overwriting `y`.
+    ///
+    /// # Panics
+    /// If `x` does not have [`domain_shape`](Self::domain_shape) or `y`
+    /// [`range_shape`](Self::range_shape).
+    fn apply_into(&self, x: ArrayView2<f32>, y: ArrayViewMut2<f32>);
+
+    /// `x = A^T y`, overwriting `x`.
+    ///
+    /// # Panics
+    /// If `y` does not have [`range_shape`](Self::range_shape) or `x`
+    /// [`domain_shape`](Self::domain_shape).
+    fn adjoint_into(&self, y: ArrayView2<f32>, x: ArrayViewMut2<f32>);
+
+    /// `A x` in a new array of [`range_shape`](Self::range_shape).
+    ///
+    /// # Panics
+    /// If `x` does not have [`domain_shape`](Self::domain_shape).
+    fn apply(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut y = Array2::zeros(self.range_shape());
+        self.apply_into(x, y.view_mut());
+        y
+    }
+
+    /// `A^T y` in a new array of [`domain_shape`](Self::domain_shape).
+    ///
+    /// # Panics
+    /// If `y` does not have [`range_shape`](Self::range_shape).
+    fn adjoint(&self, y: ArrayView2<f32>) -> Array2<f32> {
+        let mut x = Array2::zeros(self.domain_shape());
+        self.adjoint_into(y, x.view_mut());
+        x
+    }
+
+    /// [`apply`](Self::apply) after checking the shape and finiteness of `x`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) or [`Error::NonFinite`](crate::Error::NonFinite).
+    fn try_apply(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        check_shape("image", self.domain_shape(), x.dim())?;
+        check_finite("image", x.iter())?;
+        Ok(self.apply(x))
+    }
+
+    /// [`adjoint`](Self::adjoint) after checking the shape and finiteness of `y`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) or [`Error::NonFinite`](crate::Error::NonFinite).
+    fn try_adjoint(&self, y: ArrayView2<f32>) -> Result<Array2<f32>> {
+        check_shape("sinogram", self.range_shape(), y.dim())?;
+        check_finite("sinogram", y.iter())?;
+        Ok(self.adjoint(y))
+    }
+}
+
+/// Checks the shapes of an `_into` call and panics with a clear message otherwise.
+pub(crate) fn assert_shapes(
+    what_in: &str,
+    got_in: (usize, usize),
+    expected_in: (usize, usize),
+    what_out: &str,
+    got_out: (usize, usize),
+    expected_out: (usize, usize),
+) {
+    assert_eq!(
+        got_in, expected_in,
+        "{what_in} has shape {got_in:?}, expected {expected_in:?}"
+    );
+    assert_eq!(
+        got_out, expected_out,
+        "{what_out} has shape {got_out:?}, expected {expected_out:?}"
+    );
+}
