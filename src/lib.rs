@@ -4,3 +4,4 @@
 //! all; each is usable on its own as well. See the README for the crate map.
 
 pub use netinv_core as core;
+pub use netinv_metrics as metrics;

@@ -373,11 +373,13 @@ fn ssim_rows<F: FnMut(usize, &[f64])>(
     let nc = col_range.len();
     let c0 = col_range.start;
 
-    // Horizontal pass over every row: x, y, x^2, y^2, xy, correlated along the row and
-    // kept for the columns of `col_range` only.
-    let mut planes: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; rows * nc]);
+    // Horizontal pass: x, y, x^2, y^2, xy of one row, correlated along the row, kept for
+    // the columns of `col_range` only, in a ring of the last 2r + 1 rows (every row the
+    // vertical window reads, reflected ones included, lies among them).
+    let ring = 2 * r + 1;
+    let mut planes: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; ring * nc]);
     let mut padded: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; cols + 2 * r]);
-    for i in 0..rows {
+    let mut horizontal = |i: usize, planes: &mut [Vec<f64>; 5]| {
         {
             let [px, py, pxx, pyy, pxy] = &mut padded;
             for ((p, q), (&a, &b)) in px[r..r + cols]
@@ -401,8 +403,9 @@ fn ssim_rows<F: FnMut(usize, &[f64])>(
                 pxy[j] = a * b;
             }
         }
-        let range = i * nc..(i + 1) * nc;
-        let [p0, p1, p2, p3, p4] = &mut planes;
+        let slot = i % ring;
+        let range = slot * nc..(slot + 1) * nc;
+        let [p0, p1, p2, p3, p4] = planes;
         let mut out = [
             &mut p0[range.clone()],
             &mut p1[range.clone()],
@@ -411,7 +414,8 @@ fn ssim_rows<F: FnMut(usize, &[f64])>(
             &mut p4[range],
         ];
         correlate(&mut out, &padded, &taps, c0);
-    }
+    };
+    let mut computed = 0;
 
     // Vertical pass, one output row at a time, then the SSIM formula.
     let n_window = (taps.len() * taps.len()) as f64;
@@ -425,11 +429,15 @@ fn ssim_rows<F: FnMut(usize, &[f64])>(
     let mut acc: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; nc]);
     let mut s_row = vec![0.0_f64; nc];
     for i in row_range {
+        while computed <= (i + r).min(rows - 1) {
+            horizontal(computed, &mut planes);
+            computed += 1;
+        }
         for (a, plane) in acc.iter_mut().zip(&planes) {
             a.fill(0.0);
             let row = |k: usize| {
-                let src = reflect(i as isize + k as isize - r as isize, rows);
-                &plane[src * nc..(src + 1) * nc]
+                let slot = reflect(i as isize + k as isize - r as isize, rows) % ring;
+                &plane[slot * nc..(slot + 1) * nc]
             };
             for (k, &w) in taps[..r].iter().enumerate() {
                 axpy2(a, w, row(k), row(2 * r - k));

@@ -1,0 +1,110 @@
+//! Image metrics on 512x512 images: SSIM (Wang 2004 Gaussian and scikit-image's 7x7
+//! uniform default) and MSE. Compare with `tools/metrics/bench_skimage.py`; the commands and
+//! figures are in docs/performance.md (## Metrics).
+//!
+//! ```text
+//! RAYON_NUM_THREADS=1 cargo bench --bench metrics
+//! ```
+//!
+//! Times are CPU time of the benchmarking thread (Linux `/proc/thread-self/schedstat`, in
+//! ns), not wall time: the code is single-threaded, so this is the process CPU time that the
+//! Python script measures with `time.process_time`, and it is not inflated when other jobs
+//! share the machine. Elsewhere than Linux the bench falls back to wall time.
+
+use std::hint::black_box;
+
+use std::time::Instant;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ndarray::Array2;
+use netinv::metrics::{mse, ssim, SsimConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// CPU time of the current thread in ns, or `None` where /proc is not available.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Criterion measurement of thread CPU time (wall time where /proc is missing).
+struct CpuTime;
+
+static WALL_TIME: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = (Option<u64>, Instant);
+    type Value = f64;
+
+    fn start(&self) -> Self::Intermediate {
+        (thread_cpu_ns(), Instant::now())
+    }
+
+    fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
+        match (cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
+            _ => wall.elapsed().as_nanos() as f64,
+        }
+    }
+
+    fn add(&self, v1: &f64, v2: &f64) -> f64 {
+        v1 + v2
+    }
+
+    fn zero(&self) -> f64 {
+        0.0
+    }
+
+    fn to_f64(&self, value: &f64) -> f64 {
+        *value
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, as for wall time.
+        WALL_TIME.formatter()
+    }
+}
+
+/// A smooth image in [0, 1] and a noisy copy, seeded.
+fn image_pair(size: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let reference = Array2::from_shape_fn((size, size), |(i, j)| {
+        let (u, v) = (i as f32 / size as f32, j as f32 / size as f32);
+        0.5 + 0.4 * (6.0 * u).sin() * (4.0 * v).cos()
+    });
+    let estimate = reference.mapv(|x| (x + 0.2 * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0));
+    (reference, estimate)
+}
+
+fn bench_metrics(c: &mut Criterion<CpuTime>) {
+    let size = 512;
+    let (x, y) = image_pair(size, 42);
+    let id = format!("{size}px");
+    let mut group = c.benchmark_group("ssim");
+    let gaussian = SsimConfig::gaussian();
+    group.bench_function(BenchmarkId::from_parameter(&id), |b| {
+        b.iter(|| ssim(black_box(x.view()), black_box(y.view()), &gaussian).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("ssim-uniform7");
+    let uniform = SsimConfig::uniform(7);
+    group.bench_function(BenchmarkId::from_parameter(&id), |b| {
+        b.iter(|| ssim(black_box(x.view()), black_box(y.view()), &uniform).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("mse");
+    group.bench_function(BenchmarkId::from_parameter(&id), |b| {
+        b.iter(|| mse(black_box(x.view()), black_box(y.view())).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench_metrics
+}
+criterion_main!(benches);
