@@ -1,0 +1,609 @@
+//! 2-d convolution (stride 1, zero padding) as im2col + gemm, with grad-input and
+//! grad-kernel computed only for the arguments that need them.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+
+use super::{contiguous, Elem};
+
+/// Sizes of one convolution: input `[b, c, h, w]`, kernel `[co, c, kh, kw]`, padding `pad`
+/// on every side, output `[b, co, oh, ow]` with `oh = h + 2 pad - kh + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], k: &[usize], pad: usize, op: &str) -> candle_core::Result<Self> {
+        let (&[b, c, h, w], &[co, kc, kh, kw]) = (x, k) else {
+            candle_core::bail!(
+                "{op}: expected input [b, c, h, w] and kernel [co, c, kh, kw], got {x:?} and {k:?}"
+            );
+        };
+        if kc != c {
+            candle_core::bail!("{op}: input has {c} channels, kernel expects {kc}");
+        }
+        if kh == 0 || kw == 0 || h + 2 * pad < kh || w + 2 * pad < kw {
+            candle_core::bail!(
+                "{op}: kernel {kh}x{kw} does not fit the padded {h}x{w} input (padding {pad})"
+            );
+        }
+        Ok(Self {
+            b,
+            c,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            pad,
+            oh: h + 2 * pad - kh + 1,
+            ow: w + 2 * pad - kw + 1,
+        })
+    }
+
+    /// Rows of the im2col matrix: `c * kh * kw`.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Columns of the im2col matrix: output pixels `oh * ow`.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// For kernel column `j`: the output columns `ox0..ox1` whose input column
+    /// `ox + j - pad` lies inside the image.
+    fn valid_cols(&self, j: usize) -> (usize, usize) {
+        let ox0 = self.pad.saturating_sub(j).min(self.ow);
+        let ox1 = (self.w + self.pad).saturating_sub(j).min(self.ow).max(ox0);
+        (ox0, ox1)
+    }
+}
+
+/// `col[(ci*kh + i)*kw + j, oy*ow + ox] = x[ci, oy + i - pad, ox + j - pad]` (0 outside the
+/// image) for one image `x` `[c, h, w]`; `col` is `[k, p]`.
+fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    let p = g.p();
+    for ci in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (ox0, ox1) = g.valid_cols(j);
+                for oy in 0..g.oh {
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    let iy = oy + i;
+                    if iy < g.pad || iy - g.pad >= g.h || ox0 == ox1 {
+                        dst.fill(T::default());
+                        continue;
+                    }
+                    let src = (ci * g.h + iy - g.pad) * g.w + ox0 + j - g.pad;
+                    dst[..ox0].fill(T::default());
+                    dst[ox0..ox1].copy_from_slice(&x[src..src + ox1 - ox0]);
+                    dst[ox1..].fill(T::default());
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `col` `[k, p]` to the input pixel it was
+/// read from in `dx` `[c, h, w]`.
+fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+    let p = g.p();
+    for ci in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (ox0, ox1) = g.valid_cols(j);
+                for oy in 0..g.oh {
+                    let iy = oy + i;
+                    if iy < g.pad || iy - g.pad >= g.h || ox0 == ox1 {
+                        continue;
+                    }
+                    let dst = (ci * g.h + iy - g.pad) * g.w + ox0 + j - g.pad;
+                    let src = &row[oy * g.ow + ox0..oy * g.ow + ox1];
+                    for (d, &s) in dx[dst..dst + src.len()].iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (+)= lhs x rhs` for an `m x k` `lhs` and a `k x n` `rhs` given by row / column
+/// strides, and a row-major `m x n` `dst` with row stride `dst_rs`, via `gemm`
+/// (single-threaded).
+///
+/// # Panics
+/// If a stride would reach outside a slice.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Elem>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[T],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[T],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(T::default());
+            }
+        }
+        return;
+    }
+    assert!((m - 1) * dst_rs + n <= dst.len(), "matmul: dst too short");
+    assert!(
+        (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(),
+        "matmul: lhs too short"
+    );
+    assert!(
+        (k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(),
+        "matmul: rhs too short"
+    );
+    // SAFETY: the assertions above keep every index gemm reads or writes inside the slices;
+    // dst does not alias lhs or rhs (a &mut borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `y[b] = W x im2col(x[b])`: output `[b, co, oh, ow]`.
+fn conv_fwd<T: Elem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let (k, p) = (g.k(), g.p());
+    let mut col = vec![T::default(); k * p];
+    let mut out = vec![T::default(); g.b * g.co * p];
+    for (xb, yb) in x
+        .chunks_exact(g.c * g.h * g.w)
+        .zip(out.chunks_exact_mut(g.co * p))
+    {
+        im2col(xb, g, &mut col);
+        matmul((g.co, p, k), yb, p, false, w, (k, 1), &col, (p, 1));
+    }
+    out
+}
+
+/// `dx[b] = col2im(W^T x dy[b])`: grad-input `[b, c, h, w]` from `dy` `[b, co, oh, ow]`.
+fn conv_grad_input<T: Elem>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    let (k, p) = (g.k(), g.p());
+    let mut dcol = vec![T::default(); k * p];
+    let mut dx = vec![T::default(); g.b * g.c * g.h * g.w];
+    for (dyb, dxb) in dy
+        .chunks_exact(g.co * p)
+        .zip(dx.chunks_exact_mut(g.c * g.h * g.w))
+    {
+        matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), dyb, (p, 1));
+        col2im_add(&dcol, g, dxb);
+    }
+    dx
+}
+
+/// `dW = sum_b dy[b] x im2col(x[b])^T`: grad-kernel `[co, c, kh, kw]`.
+fn conv_grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+    let (k, p) = (g.k(), g.p());
+    let mut col = vec![T::default(); k * p];
+    let mut dw = vec![T::default(); g.co * k];
+    for (bi, (xb, dyb)) in x
+        .chunks_exact(g.c * g.h * g.w)
+        .zip(dy.chunks_exact(g.co * p))
+        .enumerate()
+    {
+        im2col(xb, g, &mut col);
+        matmul((g.co, k, p), &mut dw, k, bi > 0, dyb, (p, 1), &col, (1, p));
+    }
+    dw
+}
+
+/// The forward op `(x, w) -> conv(x, w)`.
+struct Conv2d {
+    pad: usize,
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        "netinv-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.name())?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(conv_fwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(w, l2, self.name())?,
+                &g,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(conv_fwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(w, l2, self.name())?,
+                &g,
+            )),
+            _ => candle_core::bail!(
+                "{}: input and kernel must both be f32 or both f64",
+                self.name()
+            ),
+        };
+        Ok((out, Shape::from((g.b, g.co, g.oh, g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let gx = if x.track_op() {
+            let op = Conv2dGradInput {
+                pad: self.pad,
+                input_dims: x.dims().to_vec(),
+            };
+            Some(grad.apply_op2_no_bwd(w, &op)?)
+        } else {
+            None
+        };
+        let gw = if w.track_op() {
+            let op = Conv2dGradKernel {
+                pad: self.pad,
+                kernel_dims: w.dims().to_vec(),
+            };
+            Some(x.apply_op2_no_bwd(&grad, &op)?)
+        } else {
+            None
+        };
+        Ok((gx, gw))
+    }
+}
+
+/// `(dy, w) -> dx` of [`Conv2d`].
+struct Conv2dGradInput {
+    pad: usize,
+    input_dims: Vec<usize>,
+}
+
+impl CustomOp2 for Conv2dGradInput {
+    fn name(&self) -> &'static str {
+        "netinv-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(&self.input_dims, l2.dims(), self.pad, self.name())?;
+        if l1.dims() != [g.b, g.co, g.oh, g.ow] {
+            candle_core::bail!(
+                "{}: gradient {:?} does not match the output of {g:?}",
+                self.name(),
+                l1.dims()
+            );
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(dy), CpuStorage::F32(w)) => CpuStorage::F32(conv_grad_input(
+                contiguous(dy, l1, self.name())?,
+                contiguous(w, l2, self.name())?,
+                &g,
+            )),
+            (CpuStorage::F64(dy), CpuStorage::F64(w)) => CpuStorage::F64(conv_grad_input(
+                contiguous(dy, l1, self.name())?,
+                contiguous(w, l2, self.name())?,
+                &g,
+            )),
+            _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
+        };
+        Ok((out, Shape::from(self.input_dims.clone())))
+    }
+}
+
+/// `(x, dy) -> dW` of [`Conv2d`].
+struct Conv2dGradKernel {
+    pad: usize,
+    kernel_dims: Vec<usize>,
+}
+
+impl CustomOp2 for Conv2dGradKernel {
+    fn name(&self) -> &'static str {
+        "netinv-conv2d-grad-kernel"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), &self.kernel_dims, self.pad, self.name())?;
+        if l2.dims() != [g.b, g.co, g.oh, g.ow] {
+            candle_core::bail!(
+                "{}: gradient {:?} does not match the output of {g:?}",
+                self.name(),
+                l2.dims()
+            );
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(dy)) => CpuStorage::F32(conv_grad_kernel(
+                contiguous(x, l1, self.name())?,
+                contiguous(dy, l2, self.name())?,
+                &g,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(dy)) => CpuStorage::F64(conv_grad_kernel(
+                contiguous(x, l1, self.name())?,
+                contiguous(dy, l2, self.name())?,
+                &g,
+            )),
+            _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
+        };
+        Ok((out, Shape::from(self.kernel_dims.clone())))
+    }
+}
+
+/// 2-d cross-correlation (PyTorch's `conv2d`) with stride 1 and `padding` zeros on every
+/// side: `x` `[b, c, h, w]`, `kernel` `[co, c, kh, kw]` -> `[b, co, h + 2p - kh + 1,
+/// w + 2p - kw + 1]`, no bias.
+///
+/// ```text
+/// y[b, o, i, j] = sum_{c, u, v} kernel[o, c, u, v] * x[b, c, i + u - p, j + v - p]
+/// ```
+///
+/// Computed as im2col + gemm per image. The backward pass computes
+/// `dx = col2im(W^T dy)` only if `x` takes part in the graph and
+/// `dW = sum_b dy im2col(x)^T` only if `kernel` does (a plain tensor gets none).
+/// f32 or f64 (both arguments alike), CPU.
+///
+/// # Errors
+/// A candle error if the ranks or channel counts do not match, the kernel does not fit the
+/// padded input, the dtypes differ or are not f32/f64, or the tensors are not on the CPU.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// let k = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// let y = netinv_models::ops::conv2d(&x, &k, 1)?;
+/// // Each output counts the input pixels its 3x3 window covers.
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![4., 6., 4., 6., 9., 6., 4., 6., 4.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize) -> candle_core::Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&kernel.contiguous()?, Conv2d { pad: padding })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use netinv_core::testing::{assert_close, central_diff};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    fn tensor(dims: &[usize], seed: u64) -> Tensor {
+        Tensor::from_vec(random(dims.iter().product(), seed), dims, &Device::Cpu).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    }
+
+    #[test]
+    fn forward_matches_candle_conv2d() {
+        for (xd, kd, pad) in [
+            ([2, 1, 28, 28], [16, 1, 3, 3], 1),
+            ([3, 16, 14, 14], [32, 16, 3, 3], 1),
+            ([1, 2, 5, 7], [3, 2, 3, 2], 0),
+            ([2, 3, 4, 4], [2, 3, 3, 3], 2),
+        ] {
+            for dtype in [DType::F32, DType::F64] {
+                let x = tensor(&xd, 1).to_dtype(dtype).unwrap();
+                let k = tensor(&kd, 2).to_dtype(dtype).unwrap();
+                let ours = values(&conv2d(&x, &k, pad).unwrap());
+                let theirs = values(&x.conv2d(&k, pad, 1, 1, 1).unwrap());
+                let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+                assert_close(&ours, &theirs, tol, tol);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_central_differences_f64() {
+        let dev = Device::Cpu;
+        for (xd, kd, pad) in [
+            ([2, 2, 5, 4], [3, 2, 3, 3], 1),
+            ([1, 3, 4, 5], [2, 3, 2, 3], 0),
+            ([2, 1, 3, 3], [2, 1, 3, 3], 2),
+        ] {
+            let x0 = random(xd.iter().product(), 3);
+            let k0 = random(kd.iter().product(), 4);
+            let g = Geom::new(&xd, &kd, pad, "test").unwrap();
+            let r = tensor(&[g.b, g.co, g.oh, g.ow], 5);
+            let loss = |x: &Tensor, k: &Tensor| {
+                conv2d(x, k, pad)
+                    .unwrap()
+                    .mul(&r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+            };
+            let x = Var::from_vec(x0.clone(), &xd, &dev).unwrap();
+            let k = Var::from_vec(k0.clone(), &kd, &dev).unwrap();
+            let grads = loss(x.as_tensor(), k.as_tensor()).backward().unwrap();
+            let kt = Tensor::from_vec(k0.clone(), &kd, &dev).unwrap();
+            let xt = Tensor::from_vec(x0.clone(), &xd, &dev).unwrap();
+            let num_x = central_diff(
+                |v| {
+                    loss(&Tensor::from_vec(v.to_vec(), &xd, &dev).unwrap(), &kt)
+                        .to_scalar::<f64>()
+                        .unwrap()
+                },
+                &x0,
+                1e-5,
+            );
+            let num_k = central_diff(
+                |v| {
+                    loss(&xt, &Tensor::from_vec(v.to_vec(), &kd, &dev).unwrap())
+                        .to_scalar::<f64>()
+                        .unwrap()
+                },
+                &k0,
+                1e-5,
+            );
+            assert_close(
+                &values(grads.get(x.as_tensor()).unwrap()),
+                &num_x,
+                1e-7,
+                1e-9,
+            );
+            assert_close(
+                &values(grads.get(k.as_tensor()).unwrap()),
+                &num_k,
+                1e-7,
+                1e-9,
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_match_candle_autograd_f32() {
+        let dev = Device::Cpu;
+        let x =
+            Var::from_tensor(&tensor(&[4, 16, 14, 14], 6).to_dtype(DType::F32).unwrap()).unwrap();
+        let k =
+            Var::from_tensor(&tensor(&[32, 16, 3, 3], 7).to_dtype(DType::F32).unwrap()).unwrap();
+        let r = tensor(&[4, 32, 14, 14], 8).to_dtype(DType::F32).unwrap();
+        let ours = conv2d(x.as_tensor(), k.as_tensor(), 1)
+            .unwrap()
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(k.as_tensor(), 1, 1, 1, 1)
+            .unwrap()
+            .mul(&r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &k] {
+            assert_close(
+                &values(ours.get(v.as_tensor()).unwrap()),
+                &values(theirs.get(v.as_tensor()).unwrap()),
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+
+    #[test]
+    fn only_tracked_arguments_get_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&tensor(&[1, 1, 4, 4], 9)).unwrap();
+        let k = tensor(&[2, 1, 3, 3], 10);
+        let grads = conv2d(x.as_tensor(), &k, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        assert!(grads.get(&k).is_none());
+        let xt = tensor(&[1, 1, 4, 4], 9);
+        let kv = Var::from_tensor(&k).unwrap();
+        let grads = conv2d(&xt, kv.as_tensor(), 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(kv.as_tensor()).is_some());
+        assert!(grads.get(&xt).is_none());
+        let _ = DType::F32;
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        let x = tensor(&[1, 2, 4, 4], 1);
+        assert!(conv2d(&x, &tensor(&[3, 1, 3, 3], 2), 1).is_err());
+        assert!(conv2d(&x, &tensor(&[3, 2, 7, 7], 2), 1).is_err());
+        assert!(conv2d(&tensor(&[2, 4, 4], 1), &tensor(&[3, 2, 3, 3], 2), 1).is_err());
+        assert!(conv2d(
+            &x.to_dtype(DType::F32).unwrap(),
+            &tensor(&[3, 2, 3, 3], 2),
+            1
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn im2col_and_col2im_are_adjoint() {
+        let g = Geom::new(&[1, 2, 5, 4], &[1, 2, 3, 3], 1, "test").unwrap();
+        let x = random(2 * 5 * 4, 11);
+        let c = random(g.k() * g.p(), 12);
+        let mut col = vec![0.0; g.k() * g.p()];
+        im2col(&x, &g, &mut col);
+        let mut back = vec![0.0; x.len()];
+        col2im_add(&c, &g, &mut back);
+        let lhs: f64 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-12 * lhs.abs().max(1.0));
+    }
+}

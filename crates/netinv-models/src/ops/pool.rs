@@ -1,0 +1,309 @@
+//! 2x2 max-pooling with stride 2 and PyTorch's gradient (to the first maximum).
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+
+use super::{contiguous, Elem};
+
+/// Forward: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down), first maximum in the scan
+/// order (row, then column) of each window; NaN propagates.
+fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    for p in 0..planes {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for oy in 0..oh {
+            let r0 = &plane[2 * oy * w..2 * oy * w + w];
+            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + w];
+            for ox in 0..ow {
+                let mut m = r0[2 * ox];
+                for v in [r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]] {
+                    if v > m || v.is_nan() {
+                        m = v;
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// Backward: `dx` of the shape of `x`, zero except at the first maximum of each window,
+/// which receives the window's output gradient.
+fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut dx = vec![T::default(); planes * h * w];
+    for p in 0..planes {
+        let base = p * h * w;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let candidates = [
+                    base + 2 * oy * w + 2 * ox,
+                    base + 2 * oy * w + 2 * ox + 1,
+                    base + (2 * oy + 1) * w + 2 * ox,
+                    base + (2 * oy + 1) * w + 2 * ox + 1,
+                ];
+                let mut best = candidates[0];
+                for &i in &candidates[1..] {
+                    if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
+                        best = i;
+                    }
+                }
+                dx[best] += grad[(p * oh + oy) * ow + ox];
+            }
+        }
+    }
+    dx
+}
+
+fn dims4(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
+    match layout.dims() {
+        &[b, c, h, w] => Ok((b, c, h, w)),
+        d => candle_core::bail!("{op}: expected a rank-4 tensor [b, c, h, w], got {d:?}"),
+    }
+}
+
+/// The forward op (its backward is [`MaxPool2x2Grad`]).
+struct MaxPool2x2;
+
+impl CustomOp1 for MaxPool2x2 {
+    fn name(&self) -> &'static str {
+        "netinv-max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(l, self.name())?;
+        let shape = Shape::from((b, c, h / 2, w / 2));
+        let out = match s {
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(pool_fwd(contiguous(v, l, self.name())?, b * c, h, w))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(pool_fwd(contiguous(v, l, self.name())?, b * c, h, w))
+            }
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
+        };
+        Ok((out, shape))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !arg.track_op() {
+            return Ok(None);
+        }
+        let grad = grad_res.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&grad, &MaxPool2x2Grad)?))
+    }
+}
+
+/// `(x, grad_out) -> grad_x` of [`MaxPool2x2`].
+struct MaxPool2x2Grad;
+
+impl CustomOp2 for MaxPool2x2Grad {
+    fn name(&self) -> &'static str {
+        "netinv-max-pool-2x2-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(l1, self.name())?;
+        if l2.dims() != [b, c, h / 2, w / 2] {
+            candle_core::bail!(
+                "{}: gradient shape {:?} does not match input {:?}",
+                self.name(),
+                l2.dims(),
+                l1.dims()
+            );
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(pool_bwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(g, l2, self.name())?,
+                b * c,
+                h,
+                w,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(pool_bwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(g, l2, self.name())?,
+                b * c,
+                h,
+                w,
+            )),
+            _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// 2x2 max-pooling with stride 2: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down, the
+/// last row / column dropped for odd sizes, as PyTorch's `max_pool2d(x, 2)`).
+///
+/// ```text
+/// y[b, c, i, j] = max_{u, v in {0, 1}} x[b, c, 2i + u, 2j + v]
+/// dL/dx = dL/dy at the first maximum of each window (row-major scan), 0 elsewhere
+/// ```
+///
+/// Unlike candle 0.11's `max_pool2d`, whose backward returns a quarter of this gradient,
+/// this is PyTorch's gradient. f32 or f64, CPU.
+///
+/// # Errors
+/// A candle error if `x` is not rank 4, not f32/f64, or not on the CPU.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((1, 1, 4, 4))?;
+/// let y = netinv_models::ops::max_pool2x2(&x)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![5., 7., 13., 15.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn max_pool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool2x2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use netinv_core::testing::{assert_close, central_diff};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    #[test]
+    fn forward_matches_candle() {
+        let dev = Device::Cpu;
+        for (h, w) in [(4, 4), (5, 7), (28, 28)] {
+            let x = Tensor::from_vec(random(2 * 3 * h * w, 1), (2, 3, h, w), &dev)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            let ours = max_pool2x2(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let theirs = x
+                .max_pool2d(2)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(ours, theirs, "{h}x{w}");
+        }
+    }
+
+    #[test]
+    fn gradient_is_one_at_the_max_of_an_arange() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(
+            &Tensor::arange(0f32, 16., &dev)
+                .unwrap()
+                .reshape((1, 1, 4, 4))
+                .unwrap(),
+        )
+        .unwrap();
+        let grads = max_pool2x2(x.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut want = vec![0f32; 16];
+        for i in [5, 7, 13, 15] {
+            want[i] = 1.0;
+        }
+        assert_eq!(g, want);
+    }
+
+    #[test]
+    fn ties_go_to_the_first_max_and_odd_edges_get_zero() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::ones((1, 1, 3, 3), DType::F32, &dev).unwrap()).unwrap();
+        let grads = max_pool2x2(x.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(g, vec![1., 0., 0., 0., 0., 0., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn gradient_matches_central_differences_f64() {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (2, 2, 5, 6);
+        let x0 = random(b * c * h * w, 2);
+        let r = Tensor::from_vec(
+            random(b * c * (h / 2) * (w / 2), 3),
+            (b, c, h / 2, w / 2),
+            &dev,
+        )
+        .unwrap();
+        let loss = |x: &Tensor| max_pool2x2(x).unwrap().mul(&r).unwrap().sum_all().unwrap();
+        let x = Var::from_vec(x0.clone(), (b, c, h, w), &dev).unwrap();
+        let grads = loss(x.as_tensor()).backward().unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let numeric = central_diff(
+            |v| {
+                loss(&Tensor::from_vec(v.to_vec(), (b, c, h, w), &dev).unwrap())
+                    .to_scalar::<f64>()
+                    .unwrap()
+            },
+            &x0,
+            1e-6,
+        );
+        assert_close(&g, &numeric, 1e-6, 1e-8);
+    }
+
+    #[test]
+    fn no_gradient_for_constants() {
+        let dev = Device::Cpu;
+        let x = Tensor::ones((1, 1, 2, 2), DType::F32, &dev).unwrap();
+        let v = Var::ones(1, DType::F32, &dev).unwrap();
+        let y = max_pool2x2(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .mul(v.as_tensor())
+            .unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&x).is_none());
+        assert!(grads.get(v.as_tensor()).is_some());
+    }
+}
