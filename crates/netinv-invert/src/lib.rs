@@ -1,0 +1,69 @@
+//! Network inversion on candle: reconstruct the images a frozen classifier takes for a
+//! given class, by gradient descent on the images.
+//!
+//! ```text
+//! x* = argmin_x  L(F(x), y) + R(x)        (thesis, Eq. 2.6)
+//! ```
+//!
+//! * [`Prior`]s R(x): squared-difference TV ([`SquaredTv`], the thesis's Eq. 2.5),
+//!   anisotropic L1 TV ([`AnisotropicTv`]), isotropic TV ([`IsotropicTv`]), the squared L2
+//!   norm ([`L2Norm`]), the BatchNorm statistics prior of DeepInversion ([`BnStatsPrior`])
+//!   and random [`Jitter`]. All are summed over the batch.
+//! * [`Objective`]s L: [`CrossEntropy`] to target classes (mean over the batch by default,
+//!   see [`Reduction`]), [`SoftCrossEntropy`] to target distributions; other crates
+//!   implement the trait for their own losses.
+//! * [`Inverter`] owns the loop: the image batch is the only variable, the network's
+//!   weights are constants ([`InvertibleNet`]), Adam or SGD on the images, clamp, snapshots,
+//!   observers and stop rules through [`netinv_core::Monitor`] (e.g. [`TargetProbability`]).
+//!
+//! Conventions: images are `[b, c, h, w]` f32 tensors with values in [0, 1] (the default
+//! clamp); outputs are `[b, outputs]` logits.
+//!
+//! # Example
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use netinv_core::Monitor;
+//! use netinv_invert::{InversionConfig, Inverter, InvertibleNet, Result, TargetProbability};
+//!
+//! /// Two "classes" on 4x4 images: bright left half vs bright right half.
+//! struct Halves;
+//! impl InvertibleNet for Halves {
+//!     fn input_dims(&self) -> (usize, usize, usize) { (1, 4, 4) }
+//!     fn outputs(&self) -> usize { 2 }
+//!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+//!         let left = x.narrow(3, 0, 2)?.flatten_from(1)?.sum_keepdim(1)?;
+//!         let right = x.narrow(3, 2, 2)?.flatten_from(1)?.sum_keepdim(1)?;
+//!         Ok(Tensor::cat(&[&(&left - &right)?, &(&right - &left)?], 1)?)
+//!     }
+//! }
+//! let inverter = Inverter::new(InversionConfig { steps: 200, ..Default::default() })?;
+//! let mut monitor = Monitor::new().with_stop_rule(TargetProbability { threshold: 0.99 });
+//! let result = inverter.invert_classes(&Halves, &[0, 1], None, &Device::Cpu, &mut monitor)?;
+//! assert_eq!(result.predictions(), vec![0, 1]);
+//! assert!(result.state.iteration < 200); // stopped early: both targets above 0.99
+//! # Ok::<(), netinv_invert::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod engine;
+mod error;
+mod judge;
+mod net;
+mod objective;
+mod prior;
+
+pub use engine::{
+    argmax, ImageOptimizer, Inversion, InversionConfig, Inverter, Snapshot, StepRecord,
+    TargetProbability,
+};
+pub use error::{Error, Result};
+pub use judge::{
+    class_mean_correlation, noise_images, pearson, Judge, JudgeConfig, JudgeReport, Verdict,
+    JUDGE_FILE,
+};
+pub use net::InvertibleNet;
+pub use objective::{softmax_rows, CrossEntropy, Objective, Reduction, SoftCrossEntropy};
+pub use prior::{
+    roll_image, AnisotropicTv, BnLayerStats, BnStatsPrior, IsotropicTv, Jitter, JitterShifts,
+    L2Norm, Prior, SquaredTv,
+};

@@ -1,0 +1,68 @@
+//! The network side of an inversion: what the engine needs from a frozen model.
+
+use candle_core::Tensor;
+
+use crate::{BnLayerStats, Result};
+
+/// A frozen network that can be inverted: eval-mode forward passes that are differentiable
+/// with respect to the input (the weights are constants, so no gradient is kept for them).
+pub trait InvertibleNet {
+    /// The input shape `(channels, height, width)` of one image.
+    fn input_dims(&self) -> (usize, usize, usize);
+
+    /// The number of outputs (classes for a classifier).
+    fn outputs(&self) -> usize;
+
+    /// Eval-mode output `[b, outputs]` for `x` `[b, channels, height, width]`.
+    ///
+    /// # Errors
+    /// Shape or candle errors.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Whether the network has BatchNorm layers (needed by [`crate::BnStatsPrior`]).
+    fn has_batch_norm(&self) -> bool {
+        false
+    }
+
+    /// Eval-mode output plus the statistics of every BatchNorm layer's input; the default
+    /// returns no statistics.
+    ///
+    /// # Errors
+    /// Shape or candle errors.
+    fn forward_with_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
+        Ok((self.forward(x)?, Vec::new()))
+    }
+}
+
+impl InvertibleNet for netinv_models::Classifier {
+    fn input_dims(&self) -> (usize, usize, usize) {
+        let c = self.config();
+        (c.in_channels, c.image_size, c.image_size)
+    }
+
+    fn outputs(&self) -> usize {
+        self.config().outputs
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(netinv_models::Classifier::forward(self, x)?)
+    }
+
+    fn has_batch_norm(&self) -> bool {
+        self.config().batch_norm
+    }
+
+    fn forward_with_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
+        let (logits, stats) = netinv_models::Classifier::forward_with_bn_stats(self, x)?;
+        let stats = stats
+            .into_iter()
+            .map(|s| BnLayerStats {
+                batch_mean: s.batch_mean,
+                batch_var: s.batch_var,
+                running_mean: s.running_mean,
+                running_var: s.running_var,
+            })
+            .collect();
+        Ok((logits, stats))
+    }
+}
