@@ -379,7 +379,10 @@ mod tests {
         ));
         assert!(matches!(
             Dataset::new(Array3::zeros((2, 2, 2)), vec![0, 10]),
-            Err(Error::InvalidLabel { index: 1, label: 10 })
+            Err(Error::InvalidLabel {
+                index: 1,
+                label: 10
+            })
         ));
         let mut images = Array3::zeros((2, 2, 2));
         images[[1, 0, 1]] = 1.5;
@@ -436,7 +439,13 @@ mod tests {
     #[test]
     fn batches_cover_every_index_once() {
         let ds = small();
-        for (batch_size, seed) in [(5, None), (5, Some(3)), (12, Some(1)), (1, None), (20, None)] {
+        for (batch_size, seed) in [
+            (5, None),
+            (5, Some(3)),
+            (12, Some(1)),
+            (1, None),
+            (20, None),
+        ] {
             let batches: Vec<Batch> = ds.batches(batch_size, seed).unwrap().collect();
             assert_eq!(batches.len(), 12usize.div_ceil(batch_size));
             let mut all: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
@@ -459,11 +468,18 @@ mod tests {
         assert_eq!(sizes, [5, 5, 2]);
         assert_eq!(ds.batches(5, None).unwrap().len(), 3);
         // Seeded batches follow `shuffled` with the same seed.
-        let order: Vec<usize> = ds.batches(5, Some(9)).unwrap().flat_map(|b| b.indices).collect();
+        let order: Vec<usize> = ds
+            .batches(5, Some(9))
+            .unwrap()
+            .flat_map(|b| b.indices)
+            .collect();
         assert_eq!(ds.select(&order).unwrap(), ds.shuffled(9));
         assert!(matches!(
             ds.batches(0, None),
-            Err(Error::InvalidConfig { field: "batch_size", .. })
+            Err(Error::InvalidConfig {
+                field: "batch_size",
+                ..
+            })
         ));
     }
 
@@ -498,9 +514,18 @@ mod tests {
         .unwrap();
         let ds = Dataset::new(images, vec![4, 4, 5]).unwrap();
         let mean = ds.class_mean(4).unwrap();
-        assert_eq!(mean, Array2::from_shape_vec((2, 2), vec![0.5, 1.0, 0.25, 0.5]).unwrap());
-        assert!(matches!(ds.class_mean(0), Err(Error::EmptyClass { class: 0 })));
-        assert!(matches!(ds.class_mean(11), Err(Error::InvalidClass { class: 11 })));
+        assert_eq!(
+            mean,
+            Array2::from_shape_vec((2, 2), vec![0.5, 1.0, 0.25, 0.5]).unwrap()
+        );
+        assert!(matches!(
+            ds.class_mean(0),
+            Err(Error::EmptyClass { class: 0 })
+        ));
+        assert!(matches!(
+            ds.class_mean(11),
+            Err(Error::InvalidClass { class: 11 })
+        ));
     }
 
     #[test]

@@ -134,12 +134,12 @@ fn parse<'a>(
     Ok((shape, &bytes[header..]))
 }
 
+/// `(n, rows, cols)` of an image file.
+pub(crate) type ImageDims = (usize, usize, usize);
+
 /// Parses IDX image bytes (already decompressed): returns `(n, rows, cols)` and the
 /// `n * rows * cols` pixel bytes, row-major.
-pub(crate) fn parse_images<'a>(
-    bytes: &'a [u8],
-    path: &Path,
-) -> Result<((usize, usize, usize), &'a [u8])> {
+pub(crate) fn parse_images<'a>(bytes: &'a [u8], path: &Path) -> Result<(ImageDims, &'a [u8])> {
     let (shape, payload) = parse(bytes, path, IMAGES_MAGIC, 3)?;
     Ok(((shape[0], shape[1], shape[2]), payload))
 }
@@ -345,7 +345,11 @@ mod tests {
     fn empty_and_short_inputs_are_truncated() {
         for bytes in [&[][..], &[0, 0, 8][..], &[0, 0, 8, 3, 0, 0, 0, 1][..]] {
             match decode_idx_images(bytes, Path::new("f")) {
-                Err(Error::Truncated { path, expected, actual }) => {
+                Err(Error::Truncated {
+                    path,
+                    expected,
+                    actual,
+                }) => {
                     assert_eq!(path, Path::new("f"));
                     assert_eq!(expected, 16);
                     assert_eq!(actual, bytes.len() as u64);
@@ -361,7 +365,9 @@ mod tests {
         let mut bytes = IMAGES_MAGIC.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0xff; 12]);
         match decode_idx_images(&bytes, Path::new("huge")) {
-            Err(Error::Truncated { expected, actual, .. }) => {
+            Err(Error::Truncated {
+                expected, actual, ..
+            }) => {
                 assert_eq!(expected, u64::MAX);
                 assert_eq!(actual, 16);
             }
@@ -396,7 +402,9 @@ mod tests {
     fn labels_file_is_not_an_images_file() {
         let bytes = encode_idx_labels(&[1, 2], Compression::Raw).unwrap();
         match decode_idx_images(&bytes, Path::new("l")) {
-            Err(Error::BadMagic { expected, found, .. }) => {
+            Err(Error::BadMagic {
+                expected, found, ..
+            }) => {
                 assert_eq!(expected, IMAGES_MAGIC);
                 assert_eq!(found, LABELS_MAGIC);
             }

@@ -13,7 +13,13 @@ fn dataset_and_batch_tensors_match_the_arrays() {
     assert_eq!(y.dims(), &[10]);
     assert_eq!(y.dtype(), DType::U32);
     let labels: Vec<u32> = y.to_vec1().unwrap();
-    assert_eq!(labels, ds.labels().iter().map(|&l| u32::from(l)).collect::<Vec<_>>());
+    assert_eq!(
+        labels,
+        ds.labels()
+            .iter()
+            .map(|&l| u32::from(l))
+            .collect::<Vec<_>>()
+    );
     let third: Vec<Vec<f32>> = x.i((3, 0)).unwrap().to_vec2().unwrap();
     for (r, row) in third.iter().enumerate() {
         for (c, &v) in row.iter().enumerate() {

@@ -12,8 +12,14 @@ fn sizes_and_classes() {
     assert_eq!(train.images().dim(), (8000, 28, 28));
     assert_eq!(test.images().dim(), (2000, 28, 28));
     // Per class: round(0.8 n) train, the rest test (npm package counts 1001, 1127, ...).
-    assert_eq!(train.class_counts(), [801, 902, 793, 826, 784, 690, 811, 856, 755, 782]);
-    assert_eq!(test.class_counts(), [200, 225, 198, 206, 196, 173, 203, 214, 189, 196]);
+    assert_eq!(
+        train.class_counts(),
+        [801, 902, 793, 826, 784, 690, 811, 856, 755, 782]
+    );
+    assert_eq!(
+        test.class_counts(),
+        [200, 225, 198, 206, 196, 173, 203, 214, 189, 196]
+    );
     for split in [train, test] {
         let counts = split.class_counts();
         assert_eq!(counts.iter().filter(|&&c| c > 0).count(), NUM_CLASSES);
@@ -48,7 +54,15 @@ fn matches_numpy_reading_of_the_files() {
     let byte_sum = |a: &[u8]| a.iter().map(|&v| u64::from(v)).sum::<u64>();
     let train_u8 = train.images_u8();
     let test_u8 = test.images_u8();
-    assert_eq!(byte_sum(train_u8.index_axis(netinv_data::ndarray::Axis(0), 0).as_slice().unwrap()), 24978);
+    assert_eq!(
+        byte_sum(
+            train_u8
+                .index_axis(netinv_data::ndarray::Axis(0), 0)
+                .as_slice()
+                .unwrap()
+        ),
+        24978
+    );
     assert_eq!(byte_sum(train_u8.as_slice().unwrap()), 209_344_942);
     assert_eq!(byte_sum(test_u8.as_slice().unwrap()), 52_801_658);
     // numpy: (tx[ty == 7] / 255).mean(0)[14, 14] and its sum over the image.

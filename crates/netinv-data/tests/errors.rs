@@ -119,7 +119,11 @@ fn wrong_magic() {
     // A label file where the images belong, and an image file where the labels belong.
     for (err, paths) in load_with(TRAIN_IMAGES, labels(&[0, 1, 2, 9])) {
         match err {
-            Error::BadMagic { path, expected, found } => {
+            Error::BadMagic {
+                path,
+                expected,
+                found,
+            } => {
                 assert_eq!(path, paths[TRAIN_IMAGES]);
                 assert_eq!((expected, found), (0x803, 0x801));
             }
@@ -130,7 +134,11 @@ fn wrong_magic() {
     bad[2] = 0x0d; // 0x00000d01: not u8 data
     for (err, paths) in load_with(TRAIN_LABELS, bad) {
         match err {
-            Error::BadMagic { path, expected, found } => {
+            Error::BadMagic {
+                path,
+                expected,
+                found,
+            } => {
                 assert_eq!(path, paths[TRAIN_LABELS]);
                 assert_eq!((expected, found), (0x801, 0x0d01));
             }
@@ -145,7 +153,11 @@ fn truncated() {
     cut.pop();
     for (err, paths) in load_with(TRAIN_IMAGES, cut) {
         match err {
-            Error::Truncated { path, expected, actual } => {
+            Error::Truncated {
+                path,
+                expected,
+                actual,
+            } => {
                 assert_eq!(path, paths[TRAIN_IMAGES]);
                 assert_eq!(expected, 16 + 4 * 784);
                 assert_eq!(actual, expected - 1);
@@ -156,7 +168,11 @@ fn truncated() {
     // Header cut short.
     for (err, paths) in load_with(TRAIN_LABELS, vec![0, 0, 8, 1, 0, 0]) {
         match err {
-            Error::Truncated { path, expected: 8, actual: 6 } => {
+            Error::Truncated {
+                path,
+                expected: 8,
+                actual: 6,
+            } => {
                 assert_eq!(path, paths[TRAIN_LABELS])
             }
             other => panic!("expected Truncated, got {other:?}"),
@@ -170,7 +186,11 @@ fn trailing_bytes() {
     long.push(0);
     for (err, paths) in load_with(TEST_IMAGES + 1, long) {
         match err {
-            Error::TrailingBytes { path, expected: 10, actual: 11 } => {
+            Error::TrailingBytes {
+                path,
+                expected: 10,
+                actual: 11,
+            } => {
                 assert_eq!(path, paths[TEST_IMAGES + 1])
             }
             other => panic!("expected TrailingBytes, got {other:?}"),
@@ -182,7 +202,12 @@ fn trailing_bytes() {
 fn count_mismatch() {
     for (err, paths) in load_with(TRAIN_LABELS, labels(&[0, 1, 2])) {
         match err {
-            Error::CountMismatch { images, labels, n_images, n_labels } => {
+            Error::CountMismatch {
+                images,
+                labels,
+                n_images,
+                n_labels,
+            } => {
                 assert_eq!(images, paths[TRAIN_IMAGES]);
                 assert_eq!(labels, paths[TRAIN_LABELS]);
                 assert_eq!((n_images, n_labels), (4, 3));
@@ -196,7 +221,11 @@ fn count_mismatch() {
 fn wrong_dimensions() {
     for (err, paths) in load_with(TEST_IMAGES, images(2, 27, 28)) {
         match err {
-            Error::WrongDimensions { path, expected, found } => {
+            Error::WrongDimensions {
+                path,
+                expected,
+                found,
+            } => {
                 assert_eq!(path, paths[TEST_IMAGES]);
                 assert_eq!(expected, (28, 28));
                 assert_eq!(found, (27, 28));
@@ -249,6 +278,8 @@ fn unreadable_path_is_io() {
 fn errors_name_the_file_in_their_message() {
     let p = Path::new("/some/dir/train-images-idx3-ubyte");
     let err = idx::decode_idx_images(&[1, 2, 3, 4], p).unwrap_err();
-    assert!(err.to_string().contains("/some/dir/train-images-idx3-ubyte"));
+    assert!(err
+        .to_string()
+        .contains("/some/dir/train-images-idx3-ubyte"));
     assert!(err.to_string().contains("0x00000803"), "{err}");
 }
