@@ -6,10 +6,10 @@
 //! RAYON_NUM_THREADS=1 cargo bench --bench metrics
 //! ```
 //!
-//! Times are CPU time of the benchmarking thread (Linux `/proc/thread-self/schedstat`, in
-//! ns), not wall time: the code is single-threaded, so this is the process CPU time that the
-//! Python script measures with `time.process_time`, and it is not inflated when other jobs
-//! share the machine. Elsewhere than Linux the bench falls back to wall time.
+//! Times are process CPU time (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`, the clock behind
+//! Python's `time.process_time`), not wall time, so they are not inflated when other jobs
+//! share the machine; the code under test is single-threaded. Elsewhere than 64-bit Linux
+//! the bench falls back to wall time.
 
 use std::hint::black_box;
 
@@ -22,13 +22,34 @@ use netinv::metrics::{mse, ssim, SsimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// CPU time of the current thread in ns, or `None` where /proc is not available.
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
+/// Process CPU time in ns (64-bit Linux), or `None` elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn process_cpu_ns() -> Option<u64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec with the C layout of 64-bit Linux.
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
-/// Criterion measurement of thread CPU time (wall time where /proc is missing).
+/// Process CPU time in ns (64-bit Linux), or `None` elsewhere.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn process_cpu_ns() -> Option<u64> {
+    None
+}
+
+/// Criterion measurement of process CPU time (wall time where /proc is missing).
 struct CpuTime;
 
 static WALL_TIME: WallTime = WallTime;
@@ -38,11 +59,11 @@ impl Measurement for CpuTime {
     type Value = f64;
 
     fn start(&self) -> Self::Intermediate {
-        (thread_cpu_ns(), Instant::now())
+        (process_cpu_ns(), Instant::now())
     }
 
     fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
-        match (cpu, thread_cpu_ns()) {
+        match (cpu, process_cpu_ns()) {
             (Some(a), Some(b)) => b.saturating_sub(a) as f64,
             _ => wall.elapsed().as_nanos() as f64,
         }

@@ -4,8 +4,8 @@ use ndarray::ArrayView2;
 
 use crate::{Error, Result};
 
-/// Checks that two images have the same non-empty shape and only finite values.
-pub(crate) fn check_pair(reference: &ArrayView2<f32>, estimate: &ArrayView2<f32>) -> Result<()> {
+/// Checks that two images have the same non-empty shape.
+fn check_shapes(reference: &ArrayView2<f32>, estimate: &ArrayView2<f32>) -> Result<()> {
     let (r, e) = (reference.dim(), estimate.dim());
     if r != e {
         return Err(Error::Shape {
@@ -16,12 +16,32 @@ pub(crate) fn check_pair(reference: &ArrayView2<f32>, estimate: &ArrayView2<f32>
     if reference.is_empty() {
         return Err(Error::Empty { shape: [r.0, r.1] });
     }
+    Ok(())
+}
+
+/// Checks that two images have the same non-empty shape and only finite values.
+pub(crate) fn check_pair(reference: &ArrayView2<f32>, estimate: &ArrayView2<f32>) -> Result<()> {
+    check_shapes(reference, estimate)?;
     check_finite(reference, "reference")?;
     check_finite(estimate, "estimate")
 }
 
+/// Whether every value is finite (branch-free within chunks, so it vectorises).
+fn all_finite(values: &[f32]) -> bool {
+    values
+        .chunks(256)
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
+}
+
 fn check_finite(image: &ArrayView2<f32>, name: &'static str) -> Result<()> {
-    if image.iter().all(|v| v.is_finite()) {
+    let finite = match image.as_slice_memory_order() {
+        Some(values) => all_finite(values),
+        None => image.rows().into_iter().all(|row| match row.as_slice() {
+            Some(values) => all_finite(values),
+            None => row.iter().all(|v| v.is_finite()),
+        }),
+    };
+    if finite {
         return Ok(());
     }
     match image.indexed_iter().find(|(_, v)| !v.is_finite()) {
@@ -33,6 +53,25 @@ fn check_finite(image: &ArrayView2<f32>, name: &'static str) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// `sum_i (a_i - b_i)^2` in f64, with eight partial sums so that it vectorises.
+fn sum_squared_differences(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0.0_f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            let d = f64::from(x[k]) - f64::from(y[k]);
+            acc[k] += d * d;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Checks that a data range is finite and positive.
@@ -68,16 +107,27 @@ pub(crate) fn check_data_range(data_range: f64) -> Result<()> {
 /// assert!((mse(a.view(), b.view()).unwrap() - 0.125).abs() < 1e-12);
 /// ```
 pub fn mse(reference: ArrayView2<f32>, estimate: ArrayView2<f32>) -> Result<f64> {
-    check_pair(&reference, &estimate)?;
-    let mut sum = 0.0_f64;
-    for (ref_row, est_row) in reference.rows().into_iter().zip(estimate.rows()) {
-        // Accumulate each row separately, then add: fewer rounding steps on big images.
-        let mut row_sum = 0.0_f64;
-        for (&a, &b) in ref_row.iter().zip(est_row.iter()) {
-            let d = f64::from(a) - f64::from(b);
-            row_sum += d * d;
-        }
-        sum += row_sum;
+    check_shapes(&reference, &estimate)?;
+    let sum = match (reference.as_slice(), estimate.as_slice()) {
+        (Some(a), Some(b)) => sum_squared_differences(a, b),
+        _ => reference
+            .rows()
+            .into_iter()
+            .zip(estimate.rows())
+            .map(|(ra, rb)| match (ra.as_slice(), rb.as_slice()) {
+                (Some(a), Some(b)) => sum_squared_differences(a, b),
+                _ => ra
+                    .iter()
+                    .zip(rb.iter())
+                    .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                    .sum(),
+            })
+            .sum(),
+    };
+    // Any NaN or infinity in the inputs makes the sum non-finite (f32 differences cannot
+    // overflow in f64), so the inputs are only scanned when that happens.
+    if !sum.is_finite() {
+        check_pair(&reference, &estimate)?;
     }
     Ok(sum / reference.len() as f64)
 }
@@ -134,6 +184,37 @@ mod tests {
         let at = a.t();
         let expected: f64 = a.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 24.0;
         assert!((mse(at, b.view()).unwrap() - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn mse_on_sliced_views_with_contiguous_rows() {
+        let a = Array2::from_shape_fn((5, 21), |(i, j)| (i as f32 - j as f32) / 7.0);
+        let b = a.mapv(|v| v * 0.5 + 0.25);
+        let (va, vb) = (
+            a.slice(ndarray::s![.., 2..19]),
+            b.slice(ndarray::s![.., 2..19]),
+        );
+        let expected: f64 = va
+            .iter()
+            .zip(vb.iter())
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            / va.len() as f64;
+        assert!((mse(va, vb).unwrap() - expected).abs() < 1e-12);
+        assert!(
+            (mse(va.to_owned().view(), vb.to_owned().view()).unwrap() - expected).abs() < 1e-12
+        );
+        let mut c = b.clone();
+        c[[4, 18]] = f32::NEG_INFINITY;
+        assert!(matches!(
+            mse(va, c.slice(ndarray::s![.., 2..19])),
+            Err(Error::NonFinite {
+                image: "estimate",
+                row: 4,
+                col: 16,
+                ..
+            })
+        ));
     }
 
     #[test]
