@@ -130,6 +130,7 @@ fn metrics_match_skimage() {
 fn ssim_map_matches_skimage_full() {
     let m = load().ssim_map;
     let (a, b) = common::make_pair(&m.kind, m.rows, m.cols, m.seed);
+    let mut worst = 0.0_f64;
     for (cfg, want) in [
         (SsimConfig::gaussian(), &m.gaussian),
         (SsimConfig::uniform(7), &m.uniform7),
