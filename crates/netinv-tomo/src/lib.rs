@@ -28,23 +28,29 @@
 #![warn(missing_docs)]
 
 mod error;
+mod fbp;
 mod geometry;
 mod npy;
+mod noise;
 mod operator;
 mod phantom;
 mod projector;
 mod reference;
 mod sirt;
 mod sparse;
+mod tv;
 
 pub use ndarray;
 
 pub use error::{Error, Result};
+pub use fbp::{Fbp, FbpConfig, FbpFilter};
 pub use geometry::ParallelBeam2d;
 pub use npy::{read_angles, read_npy2, write_npy, write_npy1};
+pub use noise::{gaussian_noise, poisson_noise};
 pub use operator::LinearOperator;
 pub use phantom::{shepp_logan, MODIFIED_SHEPP_LOGAN};
 pub use projector::RayTransform;
 pub use reference::dense_matrix;
 pub use sirt::{Reconstruction, Sirt, SirtConfig};
 pub use sparse::{CsrOperator, SparseMatrix};
+pub use tv::{operator_norm, total_variation, TvConfig, TvPdhg};

@@ -84,3 +84,27 @@ fn sirt100_matches_astra() {
         }
     }
 }
+
+#[test]
+fn fbp_matches_astra() {
+    use netinv_tomo::{Fbp, FbpConfig, FbpFilter};
+    let runs = [
+        ("sq16", "ram-lak", FbpFilter::RamLak),
+        ("fbp32", "ram-lak", FbpFilter::RamLak),
+        ("fbp32", "shepp-logan", FbpFilter::SheppLogan),
+        ("fbp32", "cosine", FbpFilter::Cosine),
+        ("fbp32", "hann", FbpFilter::Hann),
+        ("fbp32s", "ram-lak", FbpFilter::RamLak),
+    ];
+    for (name, astra_name, filter) in runs {
+        let c = case(name);
+        let reference = read_npy2(data(&format!("{name}_fbp_{astra_name}"))).unwrap();
+        let rec = Fbp::new(FbpConfig { filter })
+            .unwrap()
+            .reconstruct(&c.op, c.sino.view())
+            .unwrap();
+        let err = rel_l2(&rec, &reference);
+        println!("{name} FBP {astra_name}: rel L2 {err:.3e}");
+        assert!(err <= 1e-3, "{name} {astra_name}: rel L2 {err}");
+    }
+}
