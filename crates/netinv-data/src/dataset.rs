@@ -120,8 +120,7 @@ impl Dataset {
         pixels: &[u8],
         labels: Vec<u8>,
     ) -> Result<Self> {
-        let table: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
-        let data: Vec<f32> = pixels.iter().map(|&p| table[usize::from(p)]).collect();
+        let data: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
         let images = Array3::from_shape_vec(dims, data).map_err(|e| Error::Shape {
             expected: format!("{dims:?}"),
             got: e.to_string(),
@@ -185,11 +184,24 @@ impl Dataset {
     /// Gathers items at indices known to be in range.
     fn gather(&self, indices: &[usize]) -> Dataset {
         let (_, h, w) = self.images.dim();
-        let mut images = Array3::zeros((indices.len(), h, w));
-        for (mut dst, &i) in images.outer_iter_mut().zip(indices) {
-            dst.assign(&self.images.index_axis(Axis(0), i));
-        }
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        // Images are kept in standard layout (see `new`), so items are contiguous chunks;
+        // the element-wise copy below is the fallback.
+        let size = h * w;
+        let fast = self.images.as_slice().and_then(|all| {
+            let mut data = Vec::with_capacity(indices.len() * size);
+            for &i in indices {
+                data.extend_from_slice(&all[i * size..(i + 1) * size]);
+            }
+            Array3::from_shape_vec((indices.len(), h, w), data).ok()
+        });
+        let images = fast.unwrap_or_else(|| {
+            let mut images = Array3::zeros((indices.len(), h, w));
+            for (mut dst, &i) in images.outer_iter_mut().zip(indices) {
+                dst.assign(&self.images.index_axis(Axis(0), i));
+            }
+            images
+        });
         Dataset { images, labels }
     }
 
