@@ -4,4 +4,5 @@
 //! all; each is usable on its own as well. See the README for the crate map.
 
 pub use netinv_core as core;
+pub use netinv_data as data;
 pub use netinv_metrics as metrics;
