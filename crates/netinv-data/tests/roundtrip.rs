@@ -71,3 +71,35 @@ fn dataset_write_idx_is_exact_for_u8_data() {
     let back = Dataset::new(images.mapv(|v| f32::from(v) / 255.0), labels).unwrap();
     assert_eq!(back, ds);
 }
+
+#[test]
+fn writer_errors() {
+    // A dimension beyond the IDX header's u32 (an empty array, so nothing is allocated).
+    let huge = Array3::<u8>::zeros((1usize << 32, 0, 1));
+    match idx::encode_idx_images(huge.view(), Compression::Raw) {
+        Err(netinv_data::Error::InvalidConfig { field, .. }) => assert_eq!(field, "images.n"),
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    // A parent that is a file, not a folder: the atomic write fails and names the target.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("labels-idx1-ubyte");
+    match idx::write_idx_labels(&target, &[1, 2], Compression::Raw) {
+        Err(err @ netinv_data::Error::Core(_)) => {
+            assert!(err.to_string().contains("plain-file"), "{err}")
+        }
+        other => panic!("expected Core, got {other:?}"),
+    }
+}
+
+#[test]
+fn mnist_new_requires_28_by_28() {
+    let ok = Dataset::new(Array3::zeros((2, 28, 28)), vec![1, 2]).unwrap();
+    let small = Dataset::new(Array3::zeros((2, 8, 8)), vec![1, 2]).unwrap();
+    assert!(Mnist::new(ok.clone(), ok.clone()).is_ok());
+    assert!(matches!(
+        Mnist::new(ok, small),
+        Err(netinv_data::Error::Shape { .. })
+    ));
+}
