@@ -6,3 +6,4 @@
 pub use netinv_core as core;
 pub use netinv_data as data;
 pub use netinv_metrics as metrics;
+pub use netinv_models as models;

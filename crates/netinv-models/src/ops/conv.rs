@@ -1,7 +1,7 @@
 //! 2-d convolution (stride 1, zero padding) as im2col + gemm, with grad-input and
 //! grad-kernel computed only for the arguments that need them.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::{contiguous, Elem};
 
@@ -184,8 +184,8 @@ fn matmul<T: Elem>(
     }
 }
 
-/// `y[b] = W x im2col(x[b])`: output `[b, co, oh, ow]`.
-fn conv_fwd<T: Elem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+/// `y[b] = W x im2col(x[b]) (+ bias[co])`: output `[b, co, oh, ow]`.
+fn conv_fwd<T: Elem>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
     let (k, p) = (g.k(), g.p());
     let mut col = vec![T::default(); k * p];
     let mut out = vec![T::default(); g.b * g.co * p];
@@ -193,10 +193,26 @@ fn conv_fwd<T: Elem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
         .chunks_exact(g.c * g.h * g.w)
         .zip(out.chunks_exact_mut(g.co * p))
     {
+        if let Some(bias) = bias {
+            for (row, &bv) in yb.chunks_exact_mut(p).zip(bias) {
+                row.fill(bv);
+            }
+        }
         im2col(xb, g, &mut col);
-        matmul((g.co, p, k), yb, p, false, w, (k, 1), &col, (p, 1));
+        matmul((g.co, p, k), yb, p, bias.is_some(), w, (k, 1), &col, (p, 1));
     }
     out
+}
+
+/// `db[o] = sum_{b, i, j} dy[b, o, i, j]` (accumulated in f64): grad-bias `[co]`.
+fn conv_grad_bias<T: Elem>(dy: &[T], co: usize, p: usize) -> Vec<T> {
+    let mut acc = vec![0f64; co];
+    for dyb in dy.chunks_exact(co * p) {
+        for (a, row) in acc.iter_mut().zip(dyb.chunks_exact(p)) {
+            *a += row.iter().map(|v| v.to_f64()).sum::<f64>();
+        }
+    }
+    acc.into_iter().map(T::from_f64).collect()
 }
 
 /// `dx[b] = col2im(W^T x dy[b])`: grad-input `[b, c, h, w]` from `dy` `[b, co, oh, ow]`.
@@ -252,11 +268,13 @@ impl CustomOp2 for Conv2d {
             (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(conv_fwd(
                 contiguous(x, l1, self.name())?,
                 contiguous(w, l2, self.name())?,
+                None,
                 &g,
             )),
             (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(conv_fwd(
                 contiguous(x, l1, self.name())?,
                 contiguous(w, l2, self.name())?,
+                None,
                 &g,
             )),
             _ => candle_core::bail!(
@@ -274,26 +292,129 @@ impl CustomOp2 for Conv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let gx = if x.track_op() {
-            let op = Conv2dGradInput {
-                pad: self.pad,
-                input_dims: x.dims().to_vec(),
-            };
-            Some(grad.apply_op2_no_bwd(w, &op)?)
+        conv_input_kernel_grads(self.pad, x, w, grad)
+    }
+}
+
+/// Grad-input (if `x` tracks) and grad-kernel (if `w` tracks) of a convolution.
+fn conv_input_kernel_grads(
+    pad: usize,
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    let grad = grad.contiguous()?;
+    let gx = if x.track_op() {
+        let op = Conv2dGradInput {
+            pad,
+            input_dims: x.dims().to_vec(),
+        };
+        Some(grad.apply_op2_no_bwd(w, &op)?)
+    } else {
+        None
+    };
+    let gw = if w.track_op() {
+        let op = Conv2dGradKernel {
+            pad,
+            kernel_dims: w.dims().to_vec(),
+        };
+        Some(x.apply_op2_no_bwd(&grad, &op)?)
+    } else {
+        None
+    };
+    Ok((gx, gw))
+}
+
+/// The forward op `(x, w, bias) -> conv(x, w) + bias`.
+struct Conv2dBias {
+    pad: usize,
+}
+
+impl CustomOp3 for Conv2dBias {
+    fn name(&self) -> &'static str {
+        "netinv-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.name())?;
+        if l3.dims() != [g.co] {
+            candle_core::bail!("{}: bias {:?} must be [{}]", self.name(), l3.dims(), g.co);
+        }
+        let n = self.name();
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(conv_fwd(
+                    contiguous(x, l1, n)?,
+                    contiguous(w, l2, n)?,
+                    Some(contiguous(b, l3, n)?),
+                    &g,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(conv_fwd(
+                    contiguous(x, l1, n)?,
+                    contiguous(w, l2, n)?,
+                    Some(contiguous(b, l3, n)?),
+                    &g,
+                ))
+            }
+            _ => candle_core::bail!("{n}: input, kernel and bias must all be f32 or all f64"),
+        };
+        Ok((out, Shape::from((g.b, g.co, g.oh, g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (gx, gw) = conv_input_kernel_grads(self.pad, x, w, grad)?;
+        let gb = if b.track_op() {
+            Some(grad.contiguous()?.apply_op1_no_bwd(&Conv2dGradBias)?)
         } else {
             None
         };
-        let gw = if w.track_op() {
-            let op = Conv2dGradKernel {
-                pad: self.pad,
-                kernel_dims: w.dims().to_vec(),
-            };
-            Some(x.apply_op2_no_bwd(&grad, &op)?)
-        } else {
-            None
+        Ok((gx, gw, gb))
+    }
+}
+
+/// `dy [b, co, oh, ow] -> db [co]` of [`Conv2dBias`].
+struct Conv2dGradBias;
+
+impl CustomOp1 for Conv2dGradBias {
+    fn name(&self) -> &'static str {
+        "netinv-conv2d-grad-bias"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let &[_, co, oh, ow] = l.dims() else {
+            candle_core::bail!(
+                "{}: expected [b, co, oh, ow], got {:?}",
+                self.name(),
+                l.dims()
+            );
         };
-        Ok((gx, gw))
+        let out = match s {
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(conv_grad_bias(contiguous(v, l, self.name())?, co, oh * ow))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(conv_grad_bias(contiguous(v, l, self.name())?, co, oh * ow))
+            }
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
+        };
+        Ok((out, Shape::from(co)))
     }
 }
 
@@ -415,6 +536,41 @@ pub fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize) -> candle_core::Resul
         .apply_op2(&kernel.contiguous()?, Conv2d { pad: padding })
 }
 
+/// [`conv2d`] plus a per-channel `bias` `[co]`, in one op (one graph node):
+///
+/// ```text
+/// y[b, o, i, j] = bias[o] + sum_{c, u, v} kernel[o, c, u, v] * x[b, c, i + u - p, j + v - p]
+/// dL/dbias[o] = sum_{b, i, j} dL/dy[b, o, i, j]
+/// ```
+///
+/// Each argument gets a gradient only if it takes part in the graph.
+///
+/// # Errors
+/// As [`conv2d`]; also if `bias` is not `[co]` or has another dtype.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::ones((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu)?;
+/// let k = Tensor::ones((2, 1, 1, 1), candle_core::DType::F32, &Device::Cpu)?;
+/// let b = Tensor::new(&[0.5f32, -1.0], &Device::Cpu)?;
+/// let y = netinv_models::ops::conv2d_bias(&x, &k, &b, 0)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![1.5, 1.5, 1.5, 1.5, 0., 0., 0., 0.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv2d_bias(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op3(
+        &kernel.contiguous()?,
+        &bias.contiguous()?,
+        Conv2dBias { pad: padding },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,8 +674,77 @@ mod tests {
     }
 
     #[test]
-    fn gradients_match_candle_autograd_f32() {
+    fn bias_variant_matches_and_has_correct_gradients_f64() {
         let dev = Device::Cpu;
+        let (xd, kd) = ([2, 2, 5, 4], [3, 2, 3, 3]);
+        let x0 = random(40 * 2, 13);
+        let k0 = random(54, 14);
+        let b0 = random(3, 15);
+        let r = tensor(&[2, 3, 5, 4], 16);
+        let loss = |x: &Tensor, k: &Tensor, b: &Tensor| {
+            conv2d_bias(x, k, b, 1)
+                .unwrap()
+                .mul(&r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let t = |v: &[f64], d: &[usize]| Tensor::from_vec(v.to_vec(), d, &dev).unwrap();
+        // Forward equals conv2d + broadcast bias.
+        let fused = values(&conv2d_bias(&t(&x0, &xd), &t(&k0, &kd), &t(&b0, &[3]), 1).unwrap());
+        let plain = conv2d(&t(&x0, &xd), &t(&k0, &kd), 1)
+            .unwrap()
+            .broadcast_add(&t(&b0, &[1, 3, 1, 1]))
+            .unwrap();
+        assert_close(&fused, &values(&plain), 1e-14, 1e-14);
+        let (x, k, b) = (
+            Var::from_vec(x0.clone(), &xd, &dev).unwrap(),
+            Var::from_vec(k0.clone(), &kd, &dev).unwrap(),
+            Var::from_vec(b0.clone(), 3, &dev).unwrap(),
+        );
+        let grads = loss(x.as_tensor(), k.as_tensor(), b.as_tensor())
+            .backward()
+            .unwrap();
+        let nx = central_diff(
+            |v| {
+                loss(&t(v, &xd), &t(&k0, &kd), &t(&b0, &[3]))
+                    .to_scalar::<f64>()
+                    .unwrap()
+            },
+            &x0,
+            1e-5,
+        );
+        let nk = central_diff(
+            |v| {
+                loss(&t(&x0, &xd), &t(v, &kd), &t(&b0, &[3]))
+                    .to_scalar::<f64>()
+                    .unwrap()
+            },
+            &k0,
+            1e-5,
+        );
+        let nb = central_diff(
+            |v| {
+                loss(&t(&x0, &xd), &t(&k0, &kd), &t(v, &[3]))
+                    .to_scalar::<f64>()
+                    .unwrap()
+            },
+            &b0,
+            1e-5,
+        );
+        assert_close(&values(grads.get(x.as_tensor()).unwrap()), &nx, 1e-7, 1e-9);
+        assert_close(&values(grads.get(k.as_tensor()).unwrap()), &nk, 1e-7, 1e-9);
+        assert_close(&values(grads.get(b.as_tensor()).unwrap()), &nb, 1e-7, 1e-9);
+        // Constant bias and kernel: only x gets a gradient.
+        let (kt, bt) = (t(&k0, &kd), t(&b0, &[3]));
+        let grads = loss(x.as_tensor(), &kt, &bt).backward().unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        assert!(grads.get(&kt).is_none() && grads.get(&bt).is_none());
+        assert!(conv2d_bias(&t(&x0, &xd), &t(&k0, &kd), &t(&b0[..2], &[2]), 1).is_err());
+    }
+
+    #[test]
+    fn gradients_match_candle_autograd_f32() {
         let x =
             Var::from_tensor(&tensor(&[4, 16, 14, 14], 6).to_dtype(DType::F32).unwrap()).unwrap();
         let k =
@@ -555,7 +780,6 @@ mod tests {
 
     #[test]
     fn only_tracked_arguments_get_gradients() {
-        let dev = Device::Cpu;
         let x = Var::from_tensor(&tensor(&[1, 1, 4, 4], 9)).unwrap();
         let k = tensor(&[2, 1, 3, 3], 10);
         let grads = conv2d(x.as_tensor(), &k, 1)
@@ -576,7 +800,6 @@ mod tests {
             .unwrap();
         assert!(grads.get(kv.as_tensor()).is_some());
         assert!(grads.get(&xt).is_none());
-        let _ = DType::F32;
     }
 
     #[test]

@@ -19,8 +19,8 @@
 mod conv;
 mod pool;
 
-pub use conv::conv2d;
-pub use pool::max_pool2x2;
+pub use conv::{conv2d, conv2d_bias};
+pub use pool::{max_pool2x2, max_pool2x2_relu};
 
 /// Element types of the custom ops (f32 and f64).
 pub(crate) trait Elem:
@@ -37,6 +37,8 @@ pub(crate) trait Elem:
     /// The multiplicative identity.
     const ONE: Self;
     fn is_nan(self) -> bool;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
 }
 
 impl Elem for f32 {
@@ -44,12 +46,24 @@ impl Elem for f32 {
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
 }
 
 impl Elem for f64 {
     const ONE: Self = 1.0;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
     }
 }
 

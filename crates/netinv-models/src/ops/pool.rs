@@ -5,8 +5,9 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use super::{contiguous, Elem};
 
 /// Forward: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down), first maximum in the scan
-/// order (row, then column) of each window; NaN propagates.
-fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+/// order (row, then column) of each window; NaN propagates. With `relu`, negative maxima
+/// become 0.
+fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
     let mut out = Vec::with_capacity(planes * oh * ow);
     for p in 0..planes {
@@ -21,6 +22,9 @@ fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
                         m = v;
                     }
                 }
+                if relu && m < T::default() {
+                    m = T::default();
+                }
                 out.push(m);
             }
         }
@@ -29,8 +33,8 @@ fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
 }
 
 /// Backward: `dx` of the shape of `x`, zero except at the first maximum of each window,
-/// which receives the window's output gradient.
-fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
+/// which receives the window's output gradient (with `relu`, only if that maximum is > 0).
+fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
     let mut dx = vec![T::default(); planes * h * w];
     for p in 0..planes {
@@ -49,7 +53,9 @@ fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize) -> 
                         best = i;
                     }
                 }
-                dx[best] += grad[(p * oh + oy) * ow + ox];
+                if !relu || x[best] > T::default() {
+                    dx[best] += grad[(p * oh + oy) * ow + ox];
+                }
             }
         }
     }
@@ -63,8 +69,10 @@ fn dims4(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize, usize,
     }
 }
 
-/// The forward op (its backward is [`MaxPool2x2Grad`]).
-struct MaxPool2x2;
+/// The forward op (its backward is [`MaxPool2x2Grad`]); `relu` fuses a ReLU after it.
+struct MaxPool2x2 {
+    relu: bool,
+}
 
 impl CustomOp1 for MaxPool2x2 {
     fn name(&self) -> &'static str {
@@ -75,12 +83,20 @@ impl CustomOp1 for MaxPool2x2 {
         let (b, c, h, w) = dims4(l, self.name())?;
         let shape = Shape::from((b, c, h / 2, w / 2));
         let out = match s {
-            CpuStorage::F32(v) => {
-                CpuStorage::F32(pool_fwd(contiguous(v, l, self.name())?, b * c, h, w))
-            }
-            CpuStorage::F64(v) => {
-                CpuStorage::F64(pool_fwd(contiguous(v, l, self.name())?, b * c, h, w))
-            }
+            CpuStorage::F32(v) => CpuStorage::F32(pool_fwd(
+                contiguous(v, l, self.name())?,
+                b * c,
+                h,
+                w,
+                self.relu,
+            )),
+            CpuStorage::F64(v) => CpuStorage::F64(pool_fwd(
+                contiguous(v, l, self.name())?,
+                b * c,
+                h,
+                w,
+                self.relu,
+            )),
             _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
         Ok((out, shape))
@@ -96,12 +112,17 @@ impl CustomOp1 for MaxPool2x2 {
             return Ok(None);
         }
         let grad = grad_res.contiguous()?;
-        Ok(Some(arg.apply_op2_no_bwd(&grad, &MaxPool2x2Grad)?))
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad,
+            &MaxPool2x2Grad { relu: self.relu },
+        )?))
     }
 }
 
 /// `(x, grad_out) -> grad_x` of [`MaxPool2x2`].
-struct MaxPool2x2Grad;
+struct MaxPool2x2Grad {
+    relu: bool,
+}
 
 impl CustomOp2 for MaxPool2x2Grad {
     fn name(&self) -> &'static str {
@@ -131,6 +152,7 @@ impl CustomOp2 for MaxPool2x2Grad {
                 b * c,
                 h,
                 w,
+                self.relu,
             )),
             (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(pool_bwd(
                 contiguous(x, l1, self.name())?,
@@ -138,6 +160,7 @@ impl CustomOp2 for MaxPool2x2Grad {
                 b * c,
                 h,
                 w,
+                self.relu,
             )),
             _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
         };
@@ -168,7 +191,31 @@ impl CustomOp2 for MaxPool2x2Grad {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn max_pool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(MaxPool2x2)
+    x.contiguous()?.apply_op1(MaxPool2x2 { relu: false })
+}
+
+/// ReLU after 2x2 max-pooling, in one op: `relu(max_pool2x2(x))`, which equals
+/// `max_pool2x2(relu(x))` (the max commutes with the non-decreasing ReLU) at a quarter of
+/// the ReLU's cost and with one graph node instead of four.
+///
+/// ```text
+/// y[b, c, i, j] = max(0, max_{u, v in {0, 1}} x[b, c, 2i + u, 2j + v])
+/// dL/dx = dL/dy at the first maximum of each window if that maximum is > 0, 0 elsewhere
+/// ```
+///
+/// # Errors
+/// As [`max_pool2x2`].
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = (Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((1, 1, 4, 4))? - 6.0)?;
+/// let y = netinv_models::ops::max_pool2x2_relu(&x)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![0., 1., 7., 9.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn max_pool2x2_relu(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool2x2 { relu: true })
 }
 
 #[cfg(test)]
@@ -271,6 +318,46 @@ mod tests {
         .unwrap();
         let loss = |x: &Tensor| max_pool2x2(x).unwrap().mul(&r).unwrap().sum_all().unwrap();
         let x = Var::from_vec(x0.clone(), (b, c, h, w), &dev).unwrap();
+        let grads = loss(x.as_tensor()).backward().unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let numeric = central_diff(
+            |v| {
+                loss(&Tensor::from_vec(v.to_vec(), (b, c, h, w), &dev).unwrap())
+                    .to_scalar::<f64>()
+                    .unwrap()
+            },
+            &x0,
+            1e-6,
+        );
+        assert_close(&g, &numeric, 1e-6, 1e-8);
+    }
+
+    #[test]
+    fn fused_relu_matches_relu_of_pool_with_gradient() {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = (2, 3, 6, 5);
+        let x0 = random(b * c * h * w, 4);
+        let r = Tensor::from_vec(random(b * c * 3 * 2, 5), (b, c, 3, 2), &dev).unwrap();
+        let x = Var::from_vec(x0.clone(), (b, c, h, w), &dev).unwrap();
+        let fused = max_pool2x2_relu(x.as_tensor()).unwrap();
+        let plain = max_pool2x2(&x.as_tensor().relu().unwrap()).unwrap();
+        let fv = fused.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        assert_eq!(fv, plain.flatten_all().unwrap().to_vec1::<f64>().unwrap());
+        assert!(fv.contains(&0.0) && fv.iter().any(|&v| v > 0.0));
+        let loss = |x: &Tensor| {
+            max_pool2x2_relu(x)
+                .unwrap()
+                .mul(&r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
         let grads = loss(x.as_tensor()).backward().unwrap();
         let g = grads
             .get(x.as_tensor())
