@@ -300,13 +300,13 @@ impl StopRule for TargetProbability {
 /// use netinv_core::Monitor;
 /// use netinv_invert::{InversionConfig, Inverter, InvertibleNet, Result};
 ///
-/// /// A linear "network" on 2x2 images: logits = (sum of pixels, -sum of pixels).
+/// /// A linear "network" on 2x2 images: logits = (s - 2, 2 - s), s = sum of pixels.
 /// struct Sum;
 /// impl InvertibleNet for Sum {
 ///     fn input_dims(&self) -> (usize, usize, usize) { (1, 2, 2) }
 ///     fn outputs(&self) -> usize { 2 }
 ///     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-///         let s = x.flatten_from(1)?.sum_keepdim(1)?;
+///         let s = x.flatten_from(1)?.sum_keepdim(1)?.affine(1.0, -2.0)?;
 ///         Ok(Tensor::cat(&[&s, &s.neg()?], 1)?)
 ///     }
 /// }

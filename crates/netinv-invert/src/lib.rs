@@ -16,6 +16,26 @@
 //!   weights are constants ([`InvertibleNet`]), Adam or SGD on the images, clamp, snapshots,
 //!   observers and stop rules through [`netinv_core::Monitor`] (e.g. [`TargetProbability`]).
 //!
+//! With a real classifier (here a tiny untrained one; use `netinv_models::load_frozen` for a
+//! trained checkpoint), three inversion steps towards the digits 3 and 7:
+//!
+//! ```
+//! use candle_core::Device;
+//! use netinv_core::Monitor;
+//! use netinv_invert::{InversionConfig, Inverter};
+//! use netinv_models::{Classifier, ClassifierConfig};
+//!
+//! let cfg = ClassifierConfig { conv_channels: vec![4, 8], hidden: 16, ..Default::default() };
+//! let net = Classifier::init(&cfg, &candle_nn::VarMap::new(), 0, &Device::Cpu)?;
+//! let inverter = Inverter::new(InversionConfig { steps: 3, snapshots: vec![1], ..Default::default() })?;
+//! let out = inverter.invert_classes(&net, &[3, 7], None, &Device::Cpu, &mut Monitor::new())?;
+//! assert_eq!(out.images.dim(), (2, 1, 28, 28));
+//! assert_eq!(out.history.len(), 3);
+//! assert_eq!(out.snapshots[0].iteration, 1);
+//! assert!(out.images.iter().all(|v| (0.0..=1.0).contains(v)));
+//! # Ok::<(), netinv_invert::Error>(())
+//! ```
+//!
 //! Conventions: images are `[b, c, h, w]` f32 tensors with values in [0, 1] (the default
 //! clamp); outputs are `[b, outputs]` logits.
 //!
