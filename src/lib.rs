@@ -5,5 +5,6 @@
 
 pub use netinv_core as core;
 pub use netinv_data as data;
+pub use netinv_invert as invert;
 pub use netinv_metrics as metrics;
 pub use netinv_models as models;
