@@ -63,6 +63,9 @@ impl ParallelBeam2d {
         if n_det == 0 {
             return bad("n_det", "there must be at least one detector");
         }
+        if rows.max(cols).max(n_det) > 1 << 24 {
+            return bad("rows/cols/n_det", "sizes above 2^24 are not supported");
+        }
         if angles.is_empty() {
             return bad("angles", "the angle list is empty");
         }

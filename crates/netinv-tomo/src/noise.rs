@@ -106,7 +106,10 @@ mod tests {
         let var = noisy.mapv(|v| (v - mean).powi(2)).mean().unwrap();
         let expected_var = 1.0 / (0.05f32.powi(2) * 1e4 * (-0.5f32).exp());
         assert!((mean - 10.0).abs() < 0.05, "{mean}");
-        assert!((var / expected_var - 1.0).abs() < 0.1, "{var} vs {expected_var}");
+        assert!(
+            (var / expected_var - 1.0).abs() < 0.1,
+            "{var} vs {expected_var}"
+        );
         assert_ne!(noisy, poisson_noise(clean.view(), 1e4, 0.05, 4).unwrap());
         // A huge line integral gives no photons, clamped to one count: finite output.
         let dark = poisson_noise(Array2::from_elem((1, 1), 1e6f32).view(), 100.0, 1.0, 0).unwrap();
@@ -114,7 +117,10 @@ mod tests {
         assert!(poisson_noise(clean.view(), 0.0, 1.0, 0).is_err());
         assert!(poisson_noise(clean.view(), 1e4, f64::NAN, 0).is_err());
         let nan = Array2::from_elem((1, 1), f32::NAN);
-        assert!(matches!(poisson_noise(nan.view(), 1e4, 1.0, 0), Err(Error::NonFinite { .. })));
+        assert!(matches!(
+            poisson_noise(nan.view(), 1e4, 1.0, 0),
+            Err(Error::NonFinite { .. })
+        ));
         assert!(gaussian_noise(clean.view(), -1.0, 0).is_err());
         assert!(gaussian_noise(clean.view(), f64::INFINITY, 0).is_err());
         assert!(gaussian_noise(nan.view(), 1.0, 0).is_err());

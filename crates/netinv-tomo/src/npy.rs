@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(read_angles(&p1).unwrap(), vec![0.0, 0.5, 1.0]);
         assert!(matches!(read_npy2(&p1), Err(Error::Npy { .. })));
         assert!(matches!(read_angles(&p2), Err(Error::Npy { .. })));
-        assert!(matches!(read_npy2(dir.path().join("missing.npy")), Err(Error::Npy { .. })));
+        assert!(matches!(
+            read_npy2(dir.path().join("missing.npy")),
+            Err(Error::Npy { .. })
+        ));
         let garbage = dir.path().join("garbage.npy");
         std::fs::write(&garbage, b"not an npy file").unwrap();
         assert!(matches!(read_npy2(&garbage), Err(Error::Npy { .. })));

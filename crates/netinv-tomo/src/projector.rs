@@ -77,19 +77,22 @@ pub(crate) fn ray_range(rb: f64, di: f64, n_det: usize, n_minor: usize) -> (usiz
     }
 }
 
-/// The interpolation of coordinate `u`: left pixel `k` (may be -1 or the last pixel) and
-/// the fractional offset, or `None` if neither neighbour is inside `0..n_minor`.
+/// The interpolation of coordinate `u` in a line of `n_minor` pixels padded with one zero
+/// at each end: the padded index `j = floor(u) + 1` of the left neighbour (pixel
+/// `floor(u)`, which may be -1, sits at padded index `j`) and the fractional offset
+/// `f = (u + 1) - j`, or `None` if neither neighbour is inside the image
+/// (`u < -1` or `u >= n_minor`). The weights are `1 - f` on the left and `f` on the right.
 ///
-/// `floor` is computed by truncation and correction (the same value as `f64::floor` for
-/// `|u| < 2^52`), which avoids a libm call on baseline x86-64.
+/// `floor` is taken by truncating `u + 1 >= 0` (no libm call on baseline x86-64).
 #[inline(always)]
-pub(crate) fn split(u: f64, n_minor: usize) -> Option<(isize, f64)> {
-    if !(u >= -1.0 && u < n_minor as f64) {
+pub(crate) fn split(u: f64, n_minor: usize) -> Option<(usize, f64)> {
+    let v = u + 1.0;
+    if !(v >= 0.0 && v < (n_minor + 1) as f64) {
         return None;
     }
-    let t = u as isize;
-    let k = if (t as f64) > u { t - 1 } else { t };
-    Some((k, u - k as f64))
+    // i32 conversions compile to single instructions (usize <-> f64 does not on x86-64).
+    let j = v as i32;
+    Some((j as usize, v - j as f64))
 }
 
 /// The 2-D parallel-beam ray transform with the Joseph projector (ASTRA's CPU `linear`):
@@ -164,16 +167,23 @@ impl RayTransform {
             self.geom.rows()
         };
         for (m, &rb) in p.major_base.iter().enumerate() {
-            let u = rb + det as f64 * p.di;
-            let Some((k, off)) = split(u, n_minor) else {
+            let u = rb + (det as i32) as f64 * p.di;
+            let Some((j, off)) = split(u, n_minor) else {
                 continue;
             };
-            let index = |kk: usize| if p.vertical { m * cols + kk } else { kk * cols + m };
-            if k >= 0 && off < 1.0 {
-                f(index(k as usize), p.length * (1.0 - off));
+            // Padded index j is pixel j - 1; j + 1 is pixel j.
+            let index = |kk: usize| {
+                if p.vertical {
+                    m * cols + kk
+                } else {
+                    kk * cols + m
+                }
+            };
+            if j >= 1 && off < 1.0 {
+                f(index(j - 1), p.length * (1.0 - off));
             }
-            if ((k + 1) as usize) < n_minor && off > 0.0 {
-                f(index((k + 1) as usize), p.length * off);
+            if j < n_minor && off > 0.0 {
+                f(index(j), p.length * off);
             }
         }
     }
@@ -222,13 +232,12 @@ impl RayTransform {
         for (m, &rb) in p.major_base.iter().enumerate() {
             let line = &padded[m * stride..(m + 1) * stride];
             let (lo, hi) = ray_range(rb, p.di, n_det, n_minor);
-            for (i, a) in acc.iter_mut().enumerate().take(hi).skip(lo) {
-                let u = rb + i as f64 * p.di;
-                let Some((k, off)) = split(u, n_minor) else {
+            for (i, a) in (lo..hi).zip(&mut acc[lo..hi]) {
+                let u = rb + (i as i32) as f64 * p.di;
+                let Some((j, off)) = split(u, n_minor) else {
                     continue;
                 };
-                // Pixel k sits at padded index k + 1 (k = -1 reads the zero pad).
-                let pair = &line[(k + 1) as usize..(k + 3) as usize];
+                let pair = &line[j..j + 2];
                 *a += (1.0 - off) * pair[0] + off * pair[1];
             }
         }
@@ -248,15 +257,20 @@ impl RayTransform {
             let rb = p.major_base[m];
             let ya = &y[a * n_det..(a + 1) * n_det];
             let (lo, hi) = ray_range(rb, p.di, n_det, n_minor);
-            for (i, &yi) in ya.iter().enumerate().take(hi).skip(lo) {
-                let u = rb + i as f64 * p.di;
-                let Some((k, off)) = split(u, n_minor) else {
-                    continue;
-                };
-                let g = p.length * yi as f64;
-                let pair = &mut out[(k + 1) as usize..(k + 3) as usize];
-                pair[0] += (1.0 - off) * g;
-                pair[1] += off * g;
+            // Rays i and i + 1 usually share a pixel, so scattering them in order chains
+            // each ray's load on the previous ray's store; even rays then odd rays touch
+            // disjoint pixels (when |di| >= 1) and keep the pipeline full.
+            for parity in 0..2 {
+                for i in (lo + parity..hi).step_by(2) {
+                    let u = rb + (i as i32) as f64 * p.di;
+                    let Some((j, off)) = split(u, n_minor) else {
+                        continue;
+                    };
+                    let g = p.length * ya[i] as f64;
+                    let pair = &mut out[j..j + 2];
+                    pair[0] += (1.0 - off) * g;
+                    pair[1] += off * g;
+                }
             }
         }
     }
@@ -330,21 +344,43 @@ impl LinearOperator for RayTransform {
         let (rows, cols) = self.geom.image_shape();
         let y = y.as_standard_layout();
         let ys = y.as_slice().unwrap_or(&[]);
-        let mut xv = vec![0.0f64; if self.vertical.is_empty() { 0 } else { rows * (cols + 2) }];
+        let mut xv = vec![
+            0.0f64;
+            if self.vertical.is_empty() {
+                0
+            } else {
+                rows * (cols + 2)
+            }
+        ];
         if !self.vertical.is_empty() {
             xv.par_chunks_mut(cols + 2)
                 .enumerate()
                 .for_each(|(m, line)| self.backproject_line(&self.vertical, ys, m, line));
         }
-        let mut xh = vec![0.0f64; if self.horizontal.is_empty() { 0 } else { cols * (rows + 2) }];
+        let mut xh = vec![
+            0.0f64;
+            if self.horizontal.is_empty() {
+                0
+            } else {
+                cols * (rows + 2)
+            }
+        ];
         if !self.horizontal.is_empty() {
             xh.par_chunks_mut(rows + 2)
                 .enumerate()
                 .for_each(|(m, line)| self.backproject_line(&self.horizontal, ys, m, line));
         }
         for ((r, c), dst) in x.indexed_iter_mut() {
-            let v = if xv.is_empty() { 0.0 } else { xv[r * (cols + 2) + c + 1] };
-            let h = if xh.is_empty() { 0.0 } else { xh[c * (rows + 2) + r + 1] };
+            let v = if xv.is_empty() {
+                0.0
+            } else {
+                xv[r * (cols + 2) + c + 1]
+            };
+            let h = if xh.is_empty() {
+                0.0
+            } else {
+                xh[c * (rows + 2) + r + 1]
+            };
             *dst = (v + h) as f32;
         }
     }
@@ -358,8 +394,14 @@ mod tests {
     #[test]
     fn single_pixel_lands_where_astra_puts_it() {
         // Values from ASTRA 2.5: 8x8 image, 12 detectors, pixel (6, 6) = 1 at (2.5, -2.5).
-        let geom = ParallelBeam2d::new(8, 8, vec![0.0, std::f32::consts::FRAC_PI_2, 0.3, 2.0], 12, 1.0)
-            .unwrap();
+        let geom = ParallelBeam2d::new(
+            8,
+            8,
+            vec![0.0, std::f32::consts::FRAC_PI_2, 0.3, 2.0],
+            12,
+            1.0,
+        )
+        .unwrap();
         let op = RayTransform::new(geom).unwrap();
         let mut x = Array2::zeros((8, 8));
         x[[6, 6]] = 1.0;
@@ -369,7 +411,24 @@ mod tests {
         assert!((y[[2, 7]] - 0.883).abs() < 1e-3 && (y[[2, 8]] - 0.115).abs() < 1e-3);
         assert!((y[[3, 2]] - 0.874).abs() < 1e-3 && (y[[3, 3]] - 0.116).abs() < 1e-3);
         let total: f32 = y.iter().map(|v| v.abs()).sum();
-        assert!((total - (1.0 + 1.0 + 0.998 + 0.990)).abs() < 1e-2, "{total}");
+        assert!(
+            (total - (1.0 + 1.0 + 0.998 + 0.990)).abs() < 1e-2,
+            "{total}"
+        );
+    }
+
+    #[test]
+    fn split_is_floor() {
+        for &u in &[
+            -1.0, -0.999, -0.5, -1e-12, 0.0, 0.25, 3.999999, 4.0, 8.5, 9.999,
+        ] {
+            let (j, off) = split(u, 10).unwrap();
+            assert_eq!(j as f64 - 1.0, u.floor(), "{u}");
+            assert!((off - (u - u.floor())).abs() < 1e-12 && (0.0..1.0).contains(&off));
+        }
+        for &u in &[-1.0000001, -5.0, 10.0, 12.5, f64::NAN] {
+            assert!(split(u, 10).is_none(), "{u}");
+        }
     }
 
     #[test]

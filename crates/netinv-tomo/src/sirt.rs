@@ -59,7 +59,10 @@ impl SirtConfig {
             }
         }
         if !(self.relaxation.is_finite() && self.relaxation > 0.0) {
-            return bad("relaxation", format!("must be finite and > 0, got {}", self.relaxation));
+            return bad(
+                "relaxation",
+                format!("must be finite and > 0, got {}", self.relaxation),
+            );
         }
         Ok(())
     }
@@ -174,16 +177,19 @@ impl Sirt {
                     *r = d * w;
                 });
             op.adjoint_into(residual.view(), update.view_mut());
-            Zip::from(&mut x).and(&update).and(&col_w).for_each(|x, &u, &w| {
-                let mut v = *x + u * w;
-                if let Some(lo) = lo {
-                    v = v.max(lo);
-                }
-                if let Some(hi) = hi {
-                    v = v.min(hi);
-                }
-                *x = v;
-            });
+            Zip::from(&mut x)
+                .and(&update)
+                .and(&col_w)
+                .for_each(|x, &u, &w| {
+                    let mut v = *x + u * w;
+                    if let Some(lo) = lo {
+                        v = v.max(lo);
+                    }
+                    if let Some(hi) = hi {
+                        v = v.min(hi);
+                    }
+                    *x = v;
+                });
             state.advance(Some(0.5 * cost));
             if let Some(reason) = monitor.after_iteration(&state, &x)? {
                 break reason;

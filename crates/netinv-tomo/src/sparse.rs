@@ -36,9 +36,16 @@ impl SparseMatrix {
         values: Vec<f32>,
     ) -> Self {
         assert_eq!(indptr.len(), n_rows + 1, "indptr needs n_rows + 1 entries");
-        assert_eq!(indices.len(), values.len(), "indices and values differ in length");
+        assert_eq!(
+            indices.len(),
+            values.len(),
+            "indices and values differ in length"
+        );
         assert_eq!(indptr[n_rows], indices.len(), "indptr must end at nnz");
-        assert!(indptr.windows(2).all(|w| w[0] <= w[1]), "indptr must not decrease");
+        assert!(
+            indptr.windows(2).all(|w| w[0] <= w[1]),
+            "indptr must not decrease"
+        );
         assert!(
             indices.iter().all(|&j| (j as usize) < n_cols),
             "column index out of range"
@@ -132,15 +139,17 @@ impl SparseMatrix {
         assert_eq!(v.len(), self.n_cols, "vector length must be n_cols");
         assert_eq!(out.len(), self.n_rows, "output length must be n_rows");
         const CHUNK: usize = 256;
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-            for (o, i) in chunk.iter_mut().zip(c * CHUNK..) {
-                let mut acc = 0.0f64;
-                for k in self.indptr[i]..self.indptr[i + 1] {
-                    acc += self.values[k] as f64 * v[self.indices[k] as usize] as f64;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (o, i) in chunk.iter_mut().zip(c * CHUNK..) {
+                    let mut acc = 0.0f64;
+                    for k in self.indptr[i]..self.indptr[i + 1] {
+                        acc += self.values[k] as f64 * v[self.indices[k] as usize] as f64;
+                    }
+                    *o = acc as f32;
                 }
-                *o = acc as f32;
-            }
-        });
+            });
     }
 }
 
@@ -193,20 +202,35 @@ impl LinearOperator for CsrOperator {
     }
 
     fn apply_into(&self, x: ArrayView2<f32>, mut y: ArrayViewMut2<f32>) {
-        assert_shapes("image", x.dim(), self.domain, "sinogram", y.dim(), self.range);
+        assert_shapes(
+            "image",
+            x.dim(),
+            self.domain,
+            "sinogram",
+            y.dim(),
+            self.range,
+        );
         let x = x.as_standard_layout();
         match y.as_slice_mut() {
             Some(out) => self.matrix.matvec_into(x.as_slice().unwrap_or(&[]), out),
             None => {
                 let mut out = vec![0.0; self.range.0 * self.range.1];
-                self.matrix.matvec_into(x.as_slice().unwrap_or(&[]), &mut out);
+                self.matrix
+                    .matvec_into(x.as_slice().unwrap_or(&[]), &mut out);
                 y.iter_mut().zip(&out).for_each(|(d, s)| *d = *s);
             }
         }
     }
 
     fn adjoint_into(&self, y: ArrayView2<f32>, mut x: ArrayViewMut2<f32>) {
-        assert_shapes("sinogram", y.dim(), self.range, "image", x.dim(), self.domain);
+        assert_shapes(
+            "sinogram",
+            y.dim(),
+            self.range,
+            "image",
+            x.dim(),
+            self.domain,
+        );
         let y = y.as_standard_layout();
         match x.as_slice_mut() {
             Some(out) => self.transpose.matvec_into(y.as_slice().unwrap_or(&[]), out),

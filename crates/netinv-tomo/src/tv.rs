@@ -78,7 +78,10 @@ impl TvConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
         if !(self.weight.is_finite() && self.weight >= 0.0) {
-            return bad("weight", format!("must be finite and >= 0, got {}", self.weight));
+            return bad(
+                "weight",
+                format!("must be finite and >= 0, got {}", self.weight),
+            );
         }
         if self.iterations == 0 {
             return bad("iterations", "must be at least 1".into());
@@ -98,11 +101,17 @@ impl TvConfig {
         }
         if let Some(t) = self.relative_change {
             if !(t.is_finite() && t >= 0.0) {
-                return bad("relative_change", format!("must be finite and >= 0, got {t}"));
+                return bad(
+                    "relative_change",
+                    format!("must be finite and >= 0, got {t}"),
+                );
             }
         }
         if !(self.step_ratio.is_finite() && self.step_ratio > 0.0) {
-            return bad("step_ratio", format!("must be finite and > 0, got {}", self.step_ratio));
+            return bad(
+                "step_ratio",
+                format!("must be finite and > 0, got {}", self.step_ratio),
+            );
         }
         Ok(())
     }
@@ -157,8 +166,16 @@ pub fn total_variation(x: ArrayView2<f32>) -> f64 {
     for r in 0..rows {
         for c in 0..cols {
             let v = x[[r, c]] as f64;
-            let dy = if r + 1 < rows { x[[r + 1, c]] as f64 - v } else { 0.0 };
-            let dx = if c + 1 < cols { x[[r, c + 1]] as f64 - v } else { 0.0 };
+            let dy = if r + 1 < rows {
+                x[[r + 1, c]] as f64 - v
+            } else {
+                0.0
+            };
+            let dx = if c + 1 < cols {
+                x[[r, c + 1]] as f64 - v
+            } else {
+                0.0
+            };
             tv += (dy * dy + dx * dx).sqrt();
         }
     }
@@ -336,75 +353,74 @@ impl TvPdhg {
 
         let mut state = IterState::new(cfg.iterations);
         let mut budget = MaxIterations(cfg.iterations);
-        let reason = loop {
-            // Dual steps.
-            Zip::from(&mut p)
-                .and(&ax_bar)
-                .and(&sinogram)
-                .for_each(|p, &a, &b| *p = (*p + sigma * (a - b)) / (1.0 + sigma));
-            if use_tv {
-                gradient(&x_bar, &mut gy, &mut gx);
-                Zip::from(&mut qy)
-                    .and(&mut qx)
-                    .and(&gy)
-                    .and(&gx)
-                    .for_each(|qy, qx, &gy, &gx| {
-                        let (y, x) = (*qy + sigma * gy, *qx + sigma * gx);
-                        let n = ((y as f64).powi(2) + (x as f64).powi(2)).sqrt() as f32;
-                        let s = if n > lambda { lambda / n } else { 1.0 };
-                        *qy = y * s;
-                        *qx = x * s;
+        let reason =
+            loop {
+                // Dual steps.
+                Zip::from(&mut p)
+                    .and(&ax_bar)
+                    .and(&sinogram)
+                    .for_each(|p, &a, &b| *p = (*p + sigma * (a - b)) / (1.0 + sigma));
+                if use_tv {
+                    gradient(&x_bar, &mut gy, &mut gx);
+                    Zip::from(&mut qy).and(&mut qx).and(&gy).and(&gx).for_each(
+                        |qy, qx, &gy, &gx| {
+                            let (y, x) = (*qy + sigma * gy, *qx + sigma * gx);
+                            let n = ((y as f64).powi(2) + (x as f64).powi(2)).sqrt() as f32;
+                            let s = if n > lambda { lambda / n } else { 1.0 };
+                            *qy = y * s;
+                            *qx = x * s;
+                        },
+                    );
+                    gradient_adjoint(&qy, &qx, &mut gtq);
+                }
+                // Primal step.
+                op.adjoint_into(p.view(), atp.view_mut());
+                Zip::from(&mut x_new)
+                    .and(&x)
+                    .and(&atp)
+                    .and(&gtq)
+                    .for_each(|xn, &x, &a, &g| *xn = clip(x - tau * (a + g)));
+                op.apply_into(x_new.view(), ax_new.view_mut());
+                // Extrapolation and bookkeeping.
+                let mut diff = 0.0f64;
+                let mut size = 0.0f64;
+                Zip::from(&mut x_bar)
+                    .and(&x_new)
+                    .and(&x)
+                    .for_each(|xb, &xn, &x| {
+                        *xb = 2.0 * xn - x;
+                        diff += ((xn - x) as f64).powi(2);
+                        size += (xn as f64).powi(2);
                     });
-                gradient_adjoint(&qy, &qx, &mut gtq);
-            }
-            // Primal step.
-            op.adjoint_into(p.view(), atp.view_mut());
-            Zip::from(&mut x_new)
-                .and(&x)
-                .and(&atp)
-                .and(&gtq)
-                .for_each(|xn, &x, &a, &g| *xn = clip(x - tau * (a + g)));
-            op.apply_into(x_new.view(), ax_new.view_mut());
-            // Extrapolation and bookkeeping.
-            let mut diff = 0.0f64;
-            let mut size = 0.0f64;
-            Zip::from(&mut x_bar)
-                .and(&x_new)
-                .and(&x)
-                .for_each(|xb, &xn, &x| {
-                    *xb = 2.0 * xn - x;
-                    diff += ((xn - x) as f64).powi(2);
-                    size += (xn as f64).powi(2);
-                });
-            let mut data = 0.0f64;
-            Zip::from(&mut ax_bar)
-                .and(&ax_new)
-                .and(&ax)
-                .and(&sinogram)
-                .for_each(|ab, &an, &a, &b| {
-                    *ab = 2.0 * an - a;
-                    data += ((an - b) as f64).powi(2);
-                });
-            std::mem::swap(&mut x, &mut x_new);
-            std::mem::swap(&mut ax, &mut ax_new);
-            let tv = if use_tv {
-                total_variation(x.view())
-            } else {
-                0.0
+                let mut data = 0.0f64;
+                Zip::from(&mut ax_bar)
+                    .and(&ax_new)
+                    .and(&ax)
+                    .and(&sinogram)
+                    .for_each(|ab, &an, &a, &b| {
+                        *ab = 2.0 * an - a;
+                        data += ((an - b) as f64).powi(2);
+                    });
+                std::mem::swap(&mut x, &mut x_new);
+                std::mem::swap(&mut ax, &mut ax_new);
+                let tv = if use_tv {
+                    total_variation(x.view())
+                } else {
+                    0.0
+                };
+                let change = diff.sqrt() / size.sqrt().max(f64::MIN_POSITIVE);
+                state.advance(Some(0.5 * data + lambda as f64 * tv));
+                state.set_metric("relative_change", change);
+                if let Some(reason) = monitor.after_iteration(&state, &x)? {
+                    break reason;
+                }
+                if cfg.relative_change.is_some_and(|t| change <= t) {
+                    break Termination::Converged;
+                }
+                if let Some(reason) = budget.check(&state) {
+                    break reason;
+                }
             };
-            let change = diff.sqrt() / size.sqrt().max(f64::MIN_POSITIVE);
-            state.advance(Some(0.5 * data + lambda as f64 * tv));
-            state.set_metric("relative_change", change);
-            if let Some(reason) = monitor.after_iteration(&state, &x)? {
-                break reason;
-            }
-            if cfg.relative_change.is_some_and(|t| change <= t) {
-                break Termination::Converged;
-            }
-            if let Some(reason) = budget.check(&state) {
-                break reason;
-            }
-        };
         finish(monitor, &mut state, reason, &x)?;
         Ok(Reconstruction { image: x, state })
     }
@@ -429,21 +445,49 @@ mod tests {
         gradient_adjoint(&py, &px, &mut gt);
         let lhs: f64 = (&gy * &py + &gx * &px).iter().map(|&v| v as f64).sum();
         let rhs: f64 = (&x * &gt).iter().map(|&v| v as f64).sum();
-        assert!((lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
     }
 
     #[test]
     fn config_rules() {
         assert!(TvConfig::default().validate().is_ok());
         let bad = [
-            TvConfig { weight: -1.0, ..Default::default() },
-            TvConfig { weight: f32::NAN, ..Default::default() },
-            TvConfig { iterations: 0, ..Default::default() },
-            TvConfig { power_iterations: 0, ..Default::default() },
-            TvConfig { min: Some(1.0), max: Some(0.0), ..Default::default() },
-            TvConfig { min: Some(f32::NAN), ..Default::default() },
-            TvConfig { relative_change: Some(-1.0), ..Default::default() },
-            TvConfig { step_ratio: 0.0, ..Default::default() },
+            TvConfig {
+                weight: -1.0,
+                ..Default::default()
+            },
+            TvConfig {
+                weight: f32::NAN,
+                ..Default::default()
+            },
+            TvConfig {
+                iterations: 0,
+                ..Default::default()
+            },
+            TvConfig {
+                power_iterations: 0,
+                ..Default::default()
+            },
+            TvConfig {
+                min: Some(1.0),
+                max: Some(0.0),
+                ..Default::default()
+            },
+            TvConfig {
+                min: Some(f32::NAN),
+                ..Default::default()
+            },
+            TvConfig {
+                relative_change: Some(-1.0),
+                ..Default::default()
+            },
+            TvConfig {
+                step_ratio: 0.0,
+                ..Default::default()
+            },
         ];
         for cfg in bad {
             assert!(matches!(TvPdhg::new(cfg), Err(Error::InvalidConfig { .. })));
