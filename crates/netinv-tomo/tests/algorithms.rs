@@ -5,8 +5,8 @@ use ndarray_linalg::LeastSquaresSvd;
 use netinv_core::{IterState, Monitor, Termination};
 use netinv_tomo::ndarray::{Array1, Array2};
 use netinv_tomo::{
-    dense_matrix, shepp_logan, Error, Fbp, FbpConfig, LinearOperator, ParallelBeam2d,
-    RayTransform, Sirt, SirtConfig, TvConfig, TvPdhg,
+    dense_matrix, shepp_logan, Error, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform,
+    Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 
 fn op(rows: usize, angles: usize, n_det: usize) -> RayTransform {
@@ -14,7 +14,11 @@ fn op(rows: usize, angles: usize, n_det: usize) -> RayTransform {
 }
 
 fn rel(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum();
     let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
     (num / den).sqrt()
 }
@@ -37,9 +41,15 @@ fn pdhg_without_tv_converges_to_lapack_least_squares() {
         relative_change: Some(1e-9),
         ..TvConfig::least_squares(20_000, None, None)
     };
-    let rec = TvPdhg::new(cfg).unwrap().reconstruct(&op, b.view()).unwrap();
+    let rec = TvPdhg::new(cfg)
+        .unwrap()
+        .reconstruct(&op, b.view())
+        .unwrap();
     let err = rel(&rec.image, &ls);
-    println!("PDHG (weight 0) vs LAPACK least squares: rel L2 {err:.3e} after {} iterations", rec.state.iteration);
+    println!(
+        "PDHG (weight 0) vs LAPACK least squares: rel L2 {err:.3e} after {} iterations",
+        rec.state.iteration
+    );
     assert!(err < 1e-3, "{err}");
 }
 
@@ -94,10 +104,18 @@ fn sirt_reports_to_the_monitor_and_stop_rules_end_it() {
     assert_eq!(costs.len(), 7);
     assert!(costs.windows(2).all(|w| w[1] < w[0]), "{costs:?}");
     // Restarting from the result continues the descent.
-    let more = Sirt::new(SirtConfig { iterations: 1, ..Default::default() })
-        .unwrap()
-        .reconstruct_with(&op, sino.view(), Some(rec.image.view()), &mut Monitor::new())
-        .unwrap();
+    let more = Sirt::new(SirtConfig {
+        iterations: 1,
+        ..Default::default()
+    })
+    .unwrap()
+    .reconstruct_with(
+        &op,
+        sino.view(),
+        Some(rec.image.view()),
+        &mut Monitor::new(),
+    )
+    .unwrap();
     assert!(more.state.cost.unwrap() < costs[6]);
 }
 
@@ -105,8 +123,16 @@ fn sirt_reports_to_the_monitor_and_stop_rules_end_it() {
 fn tv_relative_change_rule_stops_early() {
     let op = op(16, 10, 24);
     let sino = op.apply(shepp_logan(16, 16).unwrap().view());
-    let cfg = TvConfig { weight: 0.1, iterations: 5000, relative_change: Some(1e-4), ..Default::default() };
-    let rec = TvPdhg::new(cfg).unwrap().reconstruct(&op, sino.view()).unwrap();
+    let cfg = TvConfig {
+        weight: 0.1,
+        iterations: 5000,
+        relative_change: Some(1e-4),
+        ..Default::default()
+    };
+    let rec = TvPdhg::new(cfg)
+        .unwrap()
+        .reconstruct(&op, sino.view())
+        .unwrap();
     assert_eq!(rec.state.termination, Some(Termination::Converged));
     assert!(rec.state.iteration < 5000);
     assert!(rec.state.metrics["relative_change"] <= 1e-4);
@@ -121,16 +147,47 @@ fn bad_input_is_an_error() {
     nan[[2, 3]] = f32::NAN;
     let sirt = Sirt::new(SirtConfig::default()).unwrap();
     let fbp = Fbp::new(FbpConfig::default()).unwrap();
-    let tv = TvPdhg::new(TvConfig { iterations: 2, ..Default::default() }).unwrap();
-    assert!(matches!(sirt.reconstruct(&op, wrong.view()), Err(Error::Shape { .. })));
-    assert!(matches!(fbp.reconstruct(&op, wrong.view()), Err(Error::Shape { .. })));
-    assert!(matches!(tv.reconstruct(&op, wrong.view()), Err(Error::Shape { .. })));
-    assert!(matches!(sirt.reconstruct(&op, nan.view()), Err(Error::NonFinite { .. })));
-    assert!(matches!(fbp.reconstruct(&op, nan.view()), Err(Error::NonFinite { .. })));
-    assert!(matches!(tv.reconstruct(&op, nan.view()), Err(Error::NonFinite { .. })));
-    assert!(matches!(op.try_adjoint(wrong.view()), Err(Error::Shape { .. })));
-    assert!(matches!(op.try_adjoint(nan.view()), Err(Error::NonFinite { .. })));
-    assert!(matches!(op.try_apply(Array2::zeros((8, 9)).view()), Err(Error::Shape { .. })));
+    let tv = TvPdhg::new(TvConfig {
+        iterations: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(matches!(
+        sirt.reconstruct(&op, wrong.view()),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        fbp.reconstruct(&op, wrong.view()),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        tv.reconstruct(&op, wrong.view()),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        sirt.reconstruct(&op, nan.view()),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        fbp.reconstruct(&op, nan.view()),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        tv.reconstruct(&op, nan.view()),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        op.try_adjoint(wrong.view()),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        op.try_adjoint(nan.view()),
+        Err(Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        op.try_apply(Array2::zeros((8, 9)).view()),
+        Err(Error::Shape { .. })
+    ));
     let bad_init = Array2::<f32>::zeros((7, 8));
     assert!(matches!(
         sirt.reconstruct_with(&op, good.view(), Some(bad_init.view()), &mut Monitor::new()),
@@ -138,15 +195,32 @@ fn bad_input_is_an_error() {
     ));
     // lo > hi, zero iterations, bad relaxation.
     for cfg in [
-        SirtConfig { min: Some(1.0), max: Some(0.0), ..Default::default() },
-        SirtConfig { iterations: 0, ..Default::default() },
-        SirtConfig { relaxation: 0.0, ..Default::default() },
-        SirtConfig { max: Some(f32::INFINITY), ..Default::default() },
+        SirtConfig {
+            min: Some(1.0),
+            max: Some(0.0),
+            ..Default::default()
+        },
+        SirtConfig {
+            iterations: 0,
+            ..Default::default()
+        },
+        SirtConfig {
+            relaxation: 0.0,
+            ..Default::default()
+        },
+        SirtConfig {
+            max: Some(f32::INFINITY),
+            ..Default::default()
+        },
     ] {
         assert!(matches!(Sirt::new(cfg), Err(Error::InvalidConfig { .. })));
     }
     assert!(matches!(
-        TvPdhg::new(TvConfig { min: Some(1.0), max: Some(0.0), ..Default::default() }),
+        TvPdhg::new(TvConfig {
+            min: Some(1.0),
+            max: Some(0.0),
+            ..Default::default()
+        }),
         Err(Error::InvalidConfig { .. })
     ));
     // Geometry: empty angles, zero detectors or image size, non-finite angles.
@@ -168,11 +242,19 @@ fn sirt_and_fbp_reconstruct_a_phantom() {
     let op = op(32, 60, 46);
     let truth = shepp_logan(32, 32).unwrap();
     let sino = op.apply(truth.view());
-    let sirt = Sirt::new(SirtConfig { iterations: 200, min: Some(0.0), max: Some(1.0), ..Default::default() })
+    let sirt = Sirt::new(SirtConfig {
+        iterations: 200,
+        min: Some(0.0),
+        max: Some(1.0),
+        ..Default::default()
+    })
+    .unwrap()
+    .reconstruct(&op, sino.view())
+    .unwrap();
+    let fbp = Fbp::new(FbpConfig::default())
         .unwrap()
         .reconstruct(&op, sino.view())
         .unwrap();
-    let fbp = Fbp::new(FbpConfig::default()).unwrap().reconstruct(&op, sino.view()).unwrap();
     let (e_sirt, e_fbp) = (rel(&sirt.image, &truth), rel(&fbp, &truth));
     println!("32px / 60 angles: SIRT-200 rel err {e_sirt:.3}, FBP rel err {e_fbp:.3}");
     assert!(e_sirt < 0.2 && e_fbp < 0.45);

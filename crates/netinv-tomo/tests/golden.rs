@@ -25,8 +25,7 @@ pub struct Case {
 pub fn case(name: &str) -> Case {
     let image = read_npy2(data(&format!("{name}_image"))).unwrap();
     let angles = read_angles(data(&format!("{name}_angles"))).unwrap();
-    let meta: Array1<f64> =
-        ndarray_npy::read_npy(data(&format!("{name}_meta"))).unwrap();
+    let meta: Array1<f64> = ndarray_npy::read_npy(data(&format!("{name}_meta"))).unwrap();
     let sino = read_npy2(data(&format!("{name}_sino"))).unwrap();
     let (rows, cols) = image.dim();
     let geom = ParallelBeam2d::new(rows, cols, angles, meta[0] as usize, meta[1] as f32).unwrap();
@@ -60,7 +59,10 @@ fn projection_matches_astra() {
             .iter()
             .zip(&c.sino)
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        println!("{name}: projection rel L2 {err:.3e}, max abs / max {:.3e}", max_abs / max);
+        println!(
+            "{name}: projection rel L2 {err:.3e}, max abs / max {:.3e}",
+            max_abs / max
+        );
         assert!(err <= 5e-4, "{name}: rel L2 {err}");
     }
 }
@@ -69,7 +71,10 @@ fn projection_matches_astra() {
 fn sirt100_matches_astra() {
     for name in ["sq16", "nu32", "rect"] {
         let c = case(name);
-        for (suffix, lo, hi) in [("sirt100", None, None), ("sirt100box", Some(0.0), Some(1.0))] {
+        for (suffix, lo, hi) in [
+            ("sirt100", None, None),
+            ("sirt100box", Some(0.0), Some(1.0)),
+        ] {
             let reference = read_npy2(data(&format!("{name}_{suffix}"))).unwrap();
             let cfg = SirtConfig {
                 iterations: 100,
@@ -77,7 +82,10 @@ fn sirt100_matches_astra() {
                 max: hi,
                 ..Default::default()
             };
-            let rec = Sirt::new(cfg).unwrap().reconstruct(&c.op, c.sino.view()).unwrap();
+            let rec = Sirt::new(cfg)
+                .unwrap()
+                .reconstruct(&c.op, c.sino.view())
+                .unwrap();
             let err = rel_l2(&rec.image, &reference);
             println!("{name} {suffix}: rel L2 {err:.3e}");
             assert!(err <= 2e-3, "{name} {suffix}: rel L2 {err}");

@@ -89,7 +89,10 @@ fn fast_operator_and_csr_match_dense_reference() {
         for i in 0..na * nd {
             let mut e = Array2::zeros((na, nd));
             e[[i / nd, i % nd]] = 1.0;
-            for (name, row) in [("fast", op.adjoint(e.view())), ("csr", csr.adjoint(e.view()))] {
+            for (name, row) in [
+                ("fast", op.adjoint(e.view())),
+                ("csr", csr.adjoint(e.view())),
+            ] {
                 for (j, &v) in row.iter().enumerate() {
                     let d = (v as f64 - a[[i, j]]).abs();
                     assert!(d < 1e-5, "{name} A^T[{j}, {i}] = {v}, dense {}", a[[i, j]]);
