@@ -34,7 +34,7 @@ pub const JUDGE_FILE: &str = "judge.json";
 ///
 /// ```text
 /// model:  netinv-small, weights seed 7919 (other than any inverted net's)
-/// train:  SGD lr 0.05, momentum 0.9, cosine schedule, batch 64, 6 epochs, seed 7919,
+/// train:  SGD lr 0.05, momentum 0.9, cosine schedule, batch 64, 4 epochs, seed 7919,
 ///         PGD training: eps 0.2, 5 steps of 0.06, random start, alpha 0 (adversarial
 ///         examples only, as in Madry et al. 2018)
 /// accept: clean test accuracy >= 0.95, accuracy under a 10-step eps-0.2 PGD attack
@@ -68,7 +68,7 @@ impl Default for JudgeConfig {
             model: ClassifierConfig::netinv_small(),
             weight_seed: 7919,
             train: TrainConfig {
-                epochs: 6,
+                epochs: 4,
                 schedule: LrSchedule::Cosine { min_lr: 0.0 },
                 adversarial: Adversarial::Pgd {
                     epsilon: 0.2,
