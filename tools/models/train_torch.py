@@ -65,6 +65,17 @@ def fgsm(model, x, y, eps):
     return (x + eps * g.sign()).clamp(0, 1).detach()
 
 
+def shift_batch(x, s, gen):
+    """Translate every image by a random (dy, dx) in [-s, s]^2, filling with zeros."""
+    out = torch.zeros_like(x)
+    shifts = torch.randint(-s, s + 1, (len(x), 2), generator=gen)
+    h, w = x.shape[-2:]
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        out[i, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            x[i, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
 def accuracy(model, x, y, eps=None):
     model.eval()
     correct = 0
@@ -87,6 +98,8 @@ def main():
     ap.add_argument("--adversarial", choices=["none", "fgsm"], default="none")
     ap.add_argument("--epsilon", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=0, help="random translation augmentation (pixels)")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -96,10 +109,10 @@ def main():
     model = NetinvSmall()
     if args.optimizer == "sgd":
         lr = args.lr or 0.05
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
         lr = args.lr or 1e-3
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / args.batch_size)
     total = steps_per_epoch * args.epochs
     gen = torch.Generator().manual_seed(args.seed)
@@ -112,6 +125,8 @@ def main():
         for i in range(0, len(xtr), args.batch_size):
             idx = order[i : i + args.batch_size]
             xb, yb = xtr[idx], ytr[idx]
+            if args.shift > 0:
+                xb = shift_batch(xb, args.shift, gen)
             for group in opt.param_groups:  # per-step cosine schedule, as in the Rust trainer
                 group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / total))
             if args.adversarial == "fgsm":

@@ -151,7 +151,8 @@ impl Adversarial {
 /// | `batch_size` | 64 |
 /// | `schedule` | `Cosine { min_lr: 0 }` |
 /// | `adversarial` | `None` |
-/// | `seed` | 0 (shuffling and adversarial noise; weights are seeded by the caller) |
+/// | `shift` | 2 (random translations of up to 2 pixels) |
+/// | `seed` | 0 (shuffling, augmentation, adversarial noise; weights are seeded by the caller) |
 ///
 /// [`TrainConfig::adam`] gives the Adam defaults (lr 1e-3, same schedule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,7 +182,10 @@ pub struct TrainConfig {
     pub schedule: LrSchedule,
     /// Adversarial training mode.
     pub adversarial: Adversarial,
-    /// Seed of the shuffling and of the adversarial random starts.
+    /// Data augmentation: every training image is translated by a random `(dy, dx)` in
+    /// `[-shift, shift]^2` pixels (zero fill) each time it is drawn; 0 disables it (<= 8).
+    pub shift: usize,
+    /// Seed of the shuffling, the augmentation and the adversarial random starts.
     pub seed: u64,
 }
 
@@ -200,6 +204,7 @@ impl Default for TrainConfig {
             batch_size: 64,
             schedule: LrSchedule::Cosine { min_lr: 0.0 },
             adversarial: Adversarial::None,
+            shift: 2,
             seed: 0,
         }
     }
@@ -251,6 +256,12 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             return Err(invalid("epochs", "must be > 0"));
+        }
+        if self.shift > 8 {
+            return Err(invalid(
+                "shift",
+                format!("must be <= 8 pixels, got {}", self.shift),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid(
@@ -367,6 +378,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(field_of(cfg), "batch_size");
+    }
+
+    #[test]
+    fn large_shift_rejected() {
+        let cfg = TrainConfig {
+            shift: 9,
+            ..Default::default()
+        };
+        assert_eq!(field_of(cfg), "shift");
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn quick(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
         batch_size: 16,
+        shift: 0,
         seed: 5,
         ..TrainConfig::default()
     }
@@ -524,4 +525,42 @@ fn step_schedule_and_nesterov_run() {
         .fit(&net, &vm, &train, None, &mut Monitor::new())
         .unwrap();
     assert!(report.history.iter().all(|r| r.train_loss.is_finite()));
+}
+
+#[test]
+fn random_shift_moves_each_image_rigidly() {
+    use super::trainer::random_shift;
+    // Image k has one bright pixel at (10 + k, 12); a shift moves it by (dy, dx) in [-2, 2].
+    let (b, h, w) = (6, 28, 28);
+    let mut x = vec![0f32; b * h * w];
+    for k in 0..b {
+        x[k * h * w + (10 + k) * w + 12] = 1.0;
+    }
+    let x = Tensor::from_vec(x, (b, 1, h, w), &Device::Cpu).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let y = random_shift(&x, 2, &mut rng).unwrap();
+    let y = y.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+    let mut moved = false;
+    for (k, img) in y.iter().enumerate() {
+        let ones: Vec<usize> = (0..h * w).filter(|&p| img[p] == 1.0).collect();
+        assert_eq!(ones.len(), 1, "image {k}");
+        assert_eq!(img.iter().filter(|&&v| v != 0.0).count(), 1);
+        let (i, j) = ((ones[0] / w) as i64, (ones[0] % w) as i64);
+        let (dy, dx) = (i - (10 + k as i64), j - 12);
+        assert!(dy.abs() <= 2 && dx.abs() <= 2);
+        moved |= (dy, dx) != (0, 0);
+    }
+    assert!(moved);
+    // Shift 0 is the identity; the same seed repeats.
+    let same = random_shift(&x, 0, &mut rng).unwrap();
+    assert_eq!(
+        same.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let a = random_shift(&x, 2, &mut StdRng::seed_from_u64(1)).unwrap();
+    let c = random_shift(&x, 2, &mut StdRng::seed_from_u64(1)).unwrap();
+    assert_eq!(
+        a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        c.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
 }

@@ -82,6 +82,39 @@ pub fn derive_seed(seed: u64, epoch: usize, stream: u64) -> u64 {
 
 const SHUFFLE_STREAM: u64 = 1;
 const NOISE_STREAM: u64 = 2;
+const AUGMENT_STREAM: u64 = 3;
+
+/// Translates every image of `x` `[b, c, h, w]` by its own random `(dy, dx)` in
+/// `[-shift, shift]^2` (zero fill): `out[.., i, j] = x[.., i - dy, j - dx]`.
+pub(crate) fn random_shift(x: &Tensor, shift: usize, rng: &mut StdRng) -> Result<Tensor> {
+    use rand::Rng;
+    let (b, c, h, w) = x.dims4()?;
+    let src = x.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; src.len()];
+    let s = shift as i64;
+    for n in 0..b {
+        let dy: i64 = rng.random_range(-s..=s);
+        let dx: i64 = rng.random_range(-s..=s);
+        for ch in 0..c {
+            let base = (n * c + ch) * h * w;
+            for i in 0..h as i64 {
+                let si = i - dy;
+                if si < 0 || si >= h as i64 {
+                    continue;
+                }
+                for j in 0..w as i64 {
+                    let sj = j - dx;
+                    if sj < 0 || sj >= w as i64 {
+                        continue;
+                    }
+                    out[base + (i as usize) * w + j as usize] =
+                        src[base + (si as usize) * w + sj as usize];
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (b, c, h, w), x.device())?)
+}
 
 /// Trains a classifier: per epoch, seeded shuffling of a [`BatchSource`], one optimiser step
 /// per batch (clean, FGSM or PGD loss on hard or soft targets), evaluation, an optional
@@ -325,6 +358,7 @@ impl Trainer {
         for epoch in start_epoch..cfg.epochs {
             let started = Instant::now();
             let mut noise = StdRng::seed_from_u64(derive_seed(cfg.seed, epoch, NOISE_STREAM));
+            let mut augment = StdRng::seed_from_u64(derive_seed(cfg.seed, epoch, AUGMENT_STREAM));
             let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
             let batches = train.epoch(
                 cfg.batch_size,
@@ -332,7 +366,10 @@ impl Trainer {
                 &self.device,
             )?;
             for (step, batch) in batches.enumerate() {
-                let batch = batch?;
+                let mut batch = batch?;
+                if cfg.shift > 0 {
+                    batch.images = random_shift(&batch.images, cfg.shift, &mut augment)?;
+                }
                 let lr = cfg
                     .schedule
                     .lr_at(cfg.lr, epoch, step, steps_per_epoch, cfg.epochs);
