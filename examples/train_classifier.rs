@@ -8,7 +8,7 @@
 //!     --data DIR --out DIR
 //! ```
 //!
-//! Every flag is optional: SGD (lr 0.05, momentum 0.9, cosine schedule) or Adam (lr 1e-3),
+//! Every flag is optional: SGD (lr 0.05, momentum 0.9, cosine schedule) or Adam (lr 2e-3),
 //! 10 epochs, batch 64, no adversarial training, epsilon 0.1 (used by FGSM / PGD training
 //! and by the final FGSM accuracy), seed 0, the 8,000 / 2,000 embedded digits, output in
 //! `runs/train_classifier`. `--data DIR` reads the four standard MNIST files (raw or .gz).
@@ -52,7 +52,7 @@ struct Args {
     /// Optimiser.
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
-    /// Learning rate (default 0.05 for SGD, 1e-3 for Adam).
+    /// Learning rate (default 0.05 for SGD, 2e-3 for Adam).
     #[arg(long)]
     lr: Option<f64>,
     /// Number of epochs.

@@ -147,12 +147,13 @@ def main():
             correct += (logits.argmax(1) == yb).sum().item()
         seconds = time.process_time() - t0
         test_acc = accuracy(model, xte, yte)
+        with_eval = time.process_time() - t0
         epochs.append(
             dict(epoch=epoch, train_loss=loss_sum / len(xtr), train_accuracy=correct / len(xtr),
                  test_accuracy=test_acc, seconds=seconds)
         )
         print(f"epoch {epoch:2d}: train loss {loss_sum / len(xtr):.4f}, test acc {test_acc:.4f}, "
-              f"{seconds:.2f} s CPU", flush=True)
+              f"{seconds:.2f} s CPU, {with_eval:.2f} s CPU incl. eval", flush=True)
     final = dict(test_accuracy=accuracy(model, xte, yte),
                  fgsm_accuracy=accuracy(model, xte, yte, args.epsilon))
     print(f"final: {final}; torch {torch.__version__}, threads {torch.get_num_threads()}")
