@@ -1,0 +1,238 @@
+//! Tomography: Joseph projection, backprojection (its exact adjoint), SIRT iterations and
+//! FBP, at 1 and 2 rayon threads. Compare with `tools/tomo/astra_timing.py` (ASTRA CPU);
+//! commands and figures are in docs/performance.md (## Tomography).
+//!
+//! ```text
+//! cargo bench --bench tomo
+//! ```
+//!
+//! Each benchmark runs inside a rayon pool of 1 or 2 threads. `.../1thread-cpu` is measured
+//! in process CPU time (all threads of the process, from /proc/self/task/*/schedstat, in
+//! ns; the figure ASTRA's script measures with `time.process_time`), the others in wall
+//! time. `sirt-iter/*` times a whole 20-iteration SIRT run (weights included, as ASTRA's
+//! `run(20)`) and reports it per iteration.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ndarray::Array2;
+use netinv::tomo::{
+    CsrOperator, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const SIRT_ITERS: usize = 20;
+
+/// Process CPU time in ns: the sum over the process's threads, or `None` without /proc.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Criterion measurement of process CPU time (wall time where /proc is missing).
+struct ProcessCpu;
+
+static WALL_TIME: WallTime = WallTime;
+
+impl Measurement for ProcessCpu {
+    type Intermediate = (Option<u64>, Instant);
+    type Value = f64;
+
+    fn start(&self) -> Self::Intermediate {
+        (process_cpu_ns(), Instant::now())
+    }
+    fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
+        match (cpu, process_cpu_ns()) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
+            _ => wall.elapsed().as_nanos() as f64,
+        }
+    }
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+    fn to_f64(&self, v: &f64) -> f64 {
+        *v
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL_TIME.formatter()
+    }
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn operator(n: usize, angles: usize) -> RayTransform {
+    let n_det = (n as f64 * std::f64::consts::SQRT_2).ceil() as usize + 2;
+    let geom = ParallelBeam2d::uniform(n, n, angles, n_det, 1.0).expect("geometry");
+    RayTransform::new(geom).expect("operator")
+}
+
+fn random(shape: (usize, usize), seed: u64) -> Array2<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Array2::from_shape_fn(shape, |_| rng.random::<f32>())
+}
+
+/// The workloads, each a closure run `reps` times per measured call, and the divisor.
+type Work<'a> = (String, Box<dyn Fn() + Sync + 'a>, u32);
+
+fn workloads<'a>(
+    op128: &'a RayTransform,
+    csr128: &'a CsrOperator,
+    op256: &'a RayTransform,
+    data: &'a Data,
+) -> Vec<Work<'a>> {
+    let sirt = Sirt::new(SirtConfig {
+        iterations: SIRT_ITERS,
+        ..Default::default()
+    })
+    .expect("sirt");
+    let sirt2 = sirt.clone();
+    let sirt3 = sirt.clone();
+    let fbp = Fbp::new(FbpConfig::default()).expect("fbp");
+    vec![
+        (
+            "project/128px-90ang".into(),
+            Box::new(move || {
+                black_box(op128.apply(data.x128.view()));
+            }),
+            1,
+        ),
+        (
+            "backproject/128px-90ang".into(),
+            Box::new(move || {
+                black_box(op128.adjoint(data.y128.view()));
+            }),
+            1,
+        ),
+        (
+            "project-csr/128px-90ang".into(),
+            Box::new(move || {
+                black_box(csr128.apply(data.x128.view()));
+            }),
+            1,
+        ),
+        (
+            "backproject-csr/128px-90ang".into(),
+            Box::new(move || {
+                black_box(csr128.adjoint(data.y128.view()));
+            }),
+            1,
+        ),
+        (
+            "sirt-iter/128px-90ang".into(),
+            Box::new(move || {
+                black_box(sirt.reconstruct(op128, data.y128.view()).expect("sirt"));
+            }),
+            SIRT_ITERS as u32,
+        ),
+        (
+            "sirt-iter-csr/128px-90ang".into(),
+            Box::new(move || {
+                black_box(sirt2.reconstruct(csr128, data.y128.view()).expect("sirt"));
+            }),
+            SIRT_ITERS as u32,
+        ),
+        (
+            "sirt-iter/256px-360ang".into(),
+            Box::new(move || {
+                black_box(sirt3.reconstruct(op256, data.y256.view()).expect("sirt"));
+            }),
+            SIRT_ITERS as u32,
+        ),
+        (
+            "fbp/256px-360ang".into(),
+            Box::new(move || {
+                black_box(fbp.reconstruct(op256, data.y256.view()).expect("fbp"));
+            }),
+            1,
+        ),
+    ]
+}
+
+struct Data {
+    x128: Array2<f32>,
+    y128: Array2<f32>,
+    y256: Array2<f32>,
+}
+
+fn setup() -> (RayTransform, CsrOperator, RayTransform, Data) {
+    let op128 = operator(128, 90);
+    let op256 = operator(256, 360);
+    let csr128 = CsrOperator::new(&op128);
+    let x128 = random((128, 128), 1);
+    let y128 = op128.apply(x128.view());
+    let y256 = op256.apply(random((256, 256), 2).view());
+    (op128, csr128, op256, Data { x128, y128, y256 })
+}
+
+fn bench_cpu(c: &mut Criterion<ProcessCpu>) {
+    let (op128, csr128, op256, data) = setup();
+    let one = pool(1);
+    for (name, work, div) in workloads(&op128, &csr128, &op256, &data) {
+        let mut group = c.benchmark_group(name.split('/').next().unwrap_or("tomo").to_string());
+        group.sample_size(10);
+        let size = name.split('/').nth(1).unwrap_or("");
+        group.bench_function(BenchmarkId::new(size.to_string(), "1thread-cpu"), |b| {
+            b.iter_custom(|iters| {
+                let m = ProcessCpu;
+                let start = m.start();
+                one.install(|| {
+                    for _ in 0..iters {
+                        work();
+                    }
+                });
+                m.end(start) / div as f64
+            })
+        });
+        group.finish();
+    }
+}
+
+fn bench_wall(c: &mut Criterion) {
+    let (op128, csr128, op256, data) = setup();
+    for threads in [1usize, 2] {
+        let p = pool(threads);
+        for (name, work, div) in workloads(&op128, &csr128, &op256, &data) {
+            let mut group = c.benchmark_group(name.split('/').next().unwrap_or("tomo").to_string());
+            group.sample_size(10);
+            let size = name.split('/').nth(1).unwrap_or("");
+            let label = if threads == 1 { "1thread" } else { "2threads" };
+            group.bench_function(BenchmarkId::new(size.to_string(), label), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    p.install(|| {
+                        for _ in 0..iters {
+                            work();
+                        }
+                    });
+                    let elapsed: Duration = start.elapsed();
+                    elapsed / div
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = bench_cpu
+}
+criterion_group!(wall, bench_wall);
+criterion_main!(cpu, wall);
