@@ -209,7 +209,16 @@ fn conv_grad_bias<T: Elem>(dy: &[T], co: usize, p: usize) -> Vec<T> {
     let mut acc = vec![0f64; co];
     for dyb in dy.chunks_exact(co * p) {
         for (a, row) in acc.iter_mut().zip(dyb.chunks_exact(p)) {
-            *a += row.iter().map(|v| v.to_f64()).sum::<f64>();
+            // Eight independent f64 lanes: vectorisable, still f64 accumulation.
+            let mut lanes = [0f64; 8];
+            let chunks = row.chunks_exact(8);
+            let rest = chunks.remainder();
+            for ch in chunks {
+                for (l, v) in lanes.iter_mut().zip(ch) {
+                    *l += v.to_f64();
+                }
+            }
+            *a += lanes.iter().sum::<f64>() + rest.iter().map(|v| v.to_f64()).sum::<f64>();
         }
     }
     acc.into_iter().map(T::from_f64).collect()

@@ -4,58 +4,90 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::{contiguous, Elem};
 
+/// The maximum of a 2x2 window `[a, b; c, d]`; a NaN anywhere gives NaN (as in PyTorch).
+#[inline(always)]
+fn max4<T: Elem>(a: T, b: T, c: T, d: T) -> T {
+    // Non-short-circuit `|` keeps this free of branches (random maxima defeat prediction).
+    let mut m = a;
+    for v in [b, c, d] {
+        m = if (v > m) | v.is_nan() { v } else { m };
+    }
+    m
+}
+
 /// Forward: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down), first maximum in the scan
 /// order (row, then column) of each window; NaN propagates. With `relu`, negative maxima
 /// become 0.
 fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
-    let mut out = Vec::with_capacity(planes * oh * ow);
-    for p in 0..planes {
-        let plane = &x[p * h * w..(p + 1) * h * w];
-        for oy in 0..oh {
-            let r0 = &plane[2 * oy * w..2 * oy * w + w];
-            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + w];
-            for ox in 0..ow {
-                let mut m = r0[2 * ox];
-                for v in [r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]] {
-                    if v > m || v.is_nan() {
-                        m = v;
-                    }
-                }
-                if relu && m < T::default() {
-                    m = T::default();
-                }
-                out.push(m);
+    let mut out = vec![T::default(); planes * oh * ow];
+    if oh == 0 || ow == 0 {
+        return out;
+    }
+    for (plane, op) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+        for (oy, orow) in op.chunks_exact_mut(ow).enumerate() {
+            let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
+            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+            for ((o, p0), p1) in orow
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                let m = max4(p0[0], p0[1], p1[0], p1[1]);
+                *o = if relu && m < T::default() {
+                    T::default()
+                } else {
+                    m
+                };
             }
         }
     }
     out
 }
 
-/// Backward: `dx` of the shape of `x`, zero except at the first maximum of each window,
-/// which receives the window's output gradient (with `relu`, only if that maximum is > 0).
+/// Backward: `dx` of the shape of `x`, zero except at the first maximum of each window
+/// (the first entry equal to the maximum; the last entry if it is NaN), which receives the window's output gradient (with `relu`, only if that maximum is > 0).
 fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
     let mut dx = vec![T::default(); planes * h * w];
-    for p in 0..planes {
-        let base = p * h * w;
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let candidates = [
-                    base + 2 * oy * w + 2 * ox,
-                    base + 2 * oy * w + 2 * ox + 1,
-                    base + (2 * oy + 1) * w + 2 * ox,
-                    base + (2 * oy + 1) * w + 2 * ox + 1,
-                ];
-                let mut best = candidates[0];
-                for &i in &candidates[1..] {
-                    if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
-                        best = i;
-                    }
-                }
-                if !relu || x[best] > T::default() {
-                    dx[best] += grad[(p * oh + oy) * ow + ox];
-                }
+    if oh == 0 || ow == 0 {
+        return dx;
+    }
+    let mut sel: Vec<u8> = Vec::with_capacity(ow);
+    for ((plane, dplane), gp) in x
+        .chunks_exact(h * w)
+        .zip(dx.chunks_exact_mut(h * w))
+        .zip(grad.chunks_exact(oh * ow))
+    {
+        for (oy, grow) in gp.chunks_exact(ow).enumerate() {
+            let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
+            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+            let (d0, d1) = dplane[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+            // Two passes per row: first read x (which window entry is the first maximum),
+            // then write dx. Interleaving the reads of `x` with the writes of `dx` at the
+            // same page offsets (both are fresh page-aligned buffers) stalls on 4K aliasing.
+            sel.clear();
+            for (p0, p1) in r0.chunks_exact(2).zip(r1.chunks_exact(2)) {
+                let (a, b, c, d) = (p0[0], p0[1], p1[0], p1[1]);
+                let m = max4(a, b, c, d);
+                // k = index of the first entry equal to the maximum (3 if none: NaN),
+                // computed without branches; k >= 4 means "no gradient" (ReLU cut it off).
+                let (ea, eb, ec) = ((a == m) as u8, (b == m) as u8, (c == m) as u8);
+                let k = (1 - ea) * (1 + (1 - eb) * (2 - ec));
+                let k = k | (4 * (relu & (m <= T::default())) as u8);
+                sel.push(k);
+            }
+            let zero = T::default();
+            for (((&g, &k), q0), q1) in grow
+                .iter()
+                .zip(&sel)
+                .zip(d0.chunks_exact_mut(2))
+                .zip(d1.chunks_exact_mut(2))
+            {
+                q0[0] = if k == 0 { g } else { zero };
+                q0[1] = if k == 1 { g } else { zero };
+                q1[0] = if k == 2 { g } else { zero };
+                q1[1] = if k == 3 { g } else { zero };
             }
         }
     }
