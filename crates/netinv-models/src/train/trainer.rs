@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adversarial::{fgsm_step, input_gradient, pgd_example};
 use super::config::{Adversarial, OptimizerKind, TrainConfig};
+use super::custom_loss::{custom_step_loss, evaluate_with, TrainLoss};
 use super::eval::evaluate;
 use super::loss::{count_correct, loss_for};
 use super::optim::{Adam, AdamParams, AnyOptimizer, SgdMomentum, SgdParams};
@@ -158,6 +159,7 @@ pub struct Trainer {
     cfg: TrainConfig,
     device: Device,
     checkpoint: Option<(PathBuf, ClassifierConfig)>,
+    loss: Option<std::sync::Arc<dyn TrainLoss>>,
 }
 
 impl Trainer {
@@ -171,6 +173,7 @@ impl Trainer {
             cfg,
             device: Device::Cpu,
             checkpoint: None,
+            loss: None,
         })
     }
 
@@ -186,6 +189,14 @@ impl Trainer {
     /// atomically.
     pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>, model: ClassifierConfig) -> Self {
         self.checkpoint = Some((dir.into(), model));
+        self
+    }
+
+    /// Trains with `loss` (and evaluates with its prediction rule, [`evaluate_with`])
+    /// instead of the cross-entropy on logits. Needs hard labels and clean training
+    /// (`adversarial: None`); [`Trainer::fit`] reports an error otherwise.
+    pub fn with_loss(mut self, loss: std::sync::Arc<dyn TrainLoss>) -> Self {
+        self.loss = Some(loss);
         self
     }
 
@@ -351,6 +362,12 @@ impl Trainer {
         monitor: &mut Monitor<'_, EpochRecord>,
     ) -> Result<TrainReport> {
         let cfg = &self.cfg;
+        if self.loss.is_some() && cfg.adversarial != Adversarial::None {
+            return Err(Error::InvalidConfig {
+                field: "adversarial",
+                reason: "a custom training loss supports clean training only".into(),
+            });
+        }
         let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
         let mut state = IterState::new(cfg.epochs);
         state.iteration = start_epoch;
@@ -383,7 +400,10 @@ impl Trainer {
             }
             let seconds = started.elapsed().as_secs_f64();
             let test_accuracy = match test {
-                Some(t) => Some(evaluate(model, t, &self.device)?.accuracy),
+                Some(t) => Some(match &self.loss {
+                    Some(l) => evaluate_with(model, t, &self.device, l.as_ref())?.accuracy,
+                    None => evaluate(model, t, &self.device)?.accuracy,
+                }),
                 None => None,
             };
             let denom = seen.max(1) as f64;
@@ -448,6 +468,17 @@ impl Trainer {
             }
         };
         match self.cfg.adversarial {
+            Adversarial::None if self.loss.is_some() => {
+                let outputs = model.forward_t(x, true)?;
+                let custom = self.loss.as_deref().ok_or(Error::InvalidConfig {
+                    field: "loss",
+                    reason: "missing".into(),
+                })?;
+                let (loss, ok) = custom_step_loss(custom, &outputs, targets)?;
+                let value = finite(&loss)?;
+                optimizer.step(&loss.backward()?)?;
+                Ok((value, ok))
+            }
             Adversarial::None => {
                 let logits = model.forward_t(x, true)?;
                 let loss = loss_for(&logits, targets)?;
