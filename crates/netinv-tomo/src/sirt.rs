@@ -101,9 +101,9 @@ pub struct Reconstruction {
 /// let op = RayTransform::new(ParallelBeam2d::uniform(32, 32, 45, 46, 1.0).unwrap()).unwrap();
 /// let truth = shepp_logan(32, 32).unwrap();
 /// let sino = op.apply(truth.view());
-/// let cfg = SirtConfig { iterations: 50, min: Some(0.0), max: Some(1.0), ..Default::default() };
+/// let cfg = SirtConfig { iterations: 200, min: Some(0.0), max: Some(1.0), ..Default::default() };
 /// let rec = Sirt::new(cfg).unwrap().reconstruct(&op, sino.view()).unwrap();
-/// assert_eq!(rec.state.iteration, 50);
+/// assert_eq!(rec.state.iteration, 200);
 /// let err: f32 = (&rec.image - &truth).mapv(|v| v * v).sum().sqrt();
 /// assert!(err / truth.mapv(|v| v * v).sum().sqrt() < 0.3);
 /// ```
