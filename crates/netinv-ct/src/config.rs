@@ -177,7 +177,10 @@ impl HybridConfig {
             }
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(invalid("lr", format!("must be finite and > 0, got {}", self.lr)));
+            return Err(invalid(
+                "lr",
+                format!("must be finite and > 0, got {}", self.lr),
+            ));
         }
         if !(self.relaxation.is_finite() && self.relaxation > 0.0) {
             return Err(invalid(
@@ -188,7 +191,10 @@ impl HybridConfig {
         if !(self.min.is_finite() && self.max.is_finite() && self.min < self.max) {
             return Err(invalid(
                 "min",
-                format!("[{}, {}] is not a finite box with min < max", self.min, self.max),
+                format!(
+                    "[{}, {}] is not a finite box with min < max",
+                    self.min, self.max
+                ),
             ));
         }
         if self.steps > 0 {
@@ -286,31 +292,96 @@ mod tests {
             Err(crate::Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{field}: {other:?}"),
         };
-        bad(HybridConfig { warmup_sirt: 0, alternating: 0, ..ok.clone() }, "warmup_sirt");
         bad(
-            HybridConfig { sirt_per_cycle: 0, inversion_per_cycle: 0, ..ok.clone() },
+            HybridConfig {
+                warmup_sirt: 0,
+                alternating: 0,
+                ..ok.clone()
+            },
+            "warmup_sirt",
+        );
+        bad(
+            HybridConfig {
+                sirt_per_cycle: 0,
+                inversion_per_cycle: 0,
+                ..ok.clone()
+            },
             "sirt_per_cycle",
         );
-        bad(HybridConfig { tv: -1.0, ..ok.clone() }, "tv");
-        bad(HybridConfig { bn: f64::NAN, ..ok.clone() }, "bn");
-        bad(HybridConfig { class_weight: f64::INFINITY, ..ok.clone() }, "class_weight");
-        bad(HybridConfig { l2: -1e-9, ..ok.clone() }, "l2");
-        bad(HybridConfig { lr: 0.0, ..ok.clone() }, "lr");
-        bad(HybridConfig { relaxation: -1.0, ..ok.clone() }, "relaxation");
-        bad(HybridConfig { min: 1.0, max: 0.0, ..ok.clone() }, "min");
+        bad(
+            HybridConfig {
+                tv: -1.0,
+                ..ok.clone()
+            },
+            "tv",
+        );
+        bad(
+            HybridConfig {
+                bn: f64::NAN,
+                ..ok.clone()
+            },
+            "bn",
+        );
+        bad(
+            HybridConfig {
+                class_weight: f64::INFINITY,
+                ..ok.clone()
+            },
+            "class_weight",
+        );
+        bad(
+            HybridConfig {
+                l2: -1e-9,
+                ..ok.clone()
+            },
+            "l2",
+        );
+        bad(
+            HybridConfig {
+                lr: 0.0,
+                ..ok.clone()
+            },
+            "lr",
+        );
+        bad(
+            HybridConfig {
+                relaxation: -1.0,
+                ..ok.clone()
+            },
+            "relaxation",
+        );
+        bad(
+            HybridConfig {
+                min: 1.0,
+                max: 0.0,
+                ..ok.clone()
+            },
+            "min",
+        );
         // an empty cycle is fine without an alternating phase
-        HybridConfig { alternating: 0, sirt_per_cycle: 0, inversion_per_cycle: 0, ..ok }
-            .validate()
-            .unwrap();
+        HybridConfig {
+            alternating: 0,
+            sirt_per_cycle: 0,
+            inversion_per_cycle: 0,
+            ..ok
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
     fn ablation_weights() {
         let c = HybridConfig::default();
         assert_eq!(c.effective_weights(), (1.0, 1e-3, 1e-4, 1e-2));
-        let p = HybridConfig { terms: InversionTerms::PriorsOnly, ..c.clone() };
+        let p = HybridConfig {
+            terms: InversionTerms::PriorsOnly,
+            ..c.clone()
+        };
         assert_eq!(p.effective_weights(), (0.0, 1e-3, 1e-4, 1e-2));
-        let k = HybridConfig { terms: InversionTerms::ClassOnly, ..c };
+        let k = HybridConfig {
+            terms: InversionTerms::ClassOnly,
+            ..c
+        };
         assert_eq!(k.effective_weights(), (1.0, 0.0, 0.0, 0.0));
         assert_eq!(k.inversion_config().unwrap().bn, 0.0);
     }

@@ -95,7 +95,10 @@ impl ClassPriorConfig {
         if !(self.min.is_finite() && self.max.is_finite() && self.min < self.max) {
             return Err(invalid(
                 "min",
-                format!("[{}, {}] is not a finite box with min < max", self.min, self.max),
+                format!(
+                    "[{}, {}] is not a finite box with min < max",
+                    self.min, self.max
+                ),
             ));
         }
         if let Some(r) = self.relative_change {
@@ -223,7 +226,9 @@ impl ClassPriorSolver {
         let reason = loop {
             let i = state.iteration + 1;
             op.apply_into(x.view(), residual.view_mut());
-            Zip::from(&mut residual).and(&sinogram).for_each(|r, &b| *r -= b);
+            Zip::from(&mut residual)
+                .and(&sinogram)
+                .for_each(|r, &b| *r -= b);
             op.adjoint_into(residual.view(), data_grad.view_mut());
             let data = 0.5
                 * residual

@@ -33,9 +33,9 @@ pub struct IterationRecord {
     pub psnr: Option<f64>,
     /// The class of the class term (inversion iterations that use one).
     pub class: Option<u32>,
-    /// The inversion objective (weighted class loss + priors) before and after the
-    /// iteration's optimiser steps, as the inversion engine reports them at its first and
-    /// last step (inversion iterations only).
+    /// The inversion objective (weighted class loss + priors) at the iteration's first
+    /// and last optimiser step, each measured before that step's update, as the inversion
+    /// engine reports them (inversion iterations with `steps > 0` only).
     pub objective: Option<(f64, f64)>,
 }
 
@@ -183,6 +183,8 @@ impl HybridReconstructor {
                     x = next;
                     (StepKind::Inversion, class, objective)
                 }
+                // `steps = 0`: an inversion iteration that leaves the image unchanged
+                None if self.cfg.is_inversion(i) => (StepKind::Inversion, None, None),
                 _ => {
                     x = self
                         .sirt
@@ -242,7 +244,10 @@ impl HybridReconstructor {
                 ce: CrossEntropy::new(vec![class], Reduction::Mean),
                 weight: class_weight,
             };
-            (inverter.run(net, &objective, &init, &mut quiet)?, Some(class))
+            (
+                inverter.run(net, &objective, &init, &mut quiet)?,
+                Some(class),
+            )
         } else {
             (inverter.run(net, &no_class, &init, &mut quiet)?, None)
         };

@@ -64,7 +64,11 @@ fn plain_sirt(op: &impl LinearOperator, sino: &Array2<f32>, iterations: usize) -
         max: Some(1.0),
         ..Default::default()
     };
-    Sirt::new(cfg).unwrap().reconstruct(op, sino.view()).unwrap().image
+    Sirt::new(cfg)
+        .unwrap()
+        .reconstruct(op, sino.view())
+        .unwrap()
+        .image
 }
 
 fn bits(a: &Array2<f32>) -> Vec<u32> {
@@ -91,7 +95,14 @@ fn one_inversion_step_lowers_the_class_loss_on_a_sirt_image() {
         };
         let rec = HybridReconstructor::new(cfg)
             .unwrap()
-            .reconstruct(net, &op, sino.view(), LabelMode::Oracle(label), None, &mut Monitor::new())
+            .reconstruct(
+                net,
+                &op,
+                sino.view(),
+                LabelMode::Oracle(label),
+                None,
+                &mut Monitor::new(),
+            )
             .unwrap();
         assert_eq!(rec.records.len(), 51);
         assert_eq!(rec.records[50].kind, StepKind::Inversion);
@@ -124,8 +135,20 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
     let arms = [
         (zero_weights.clone(), LabelMode::Oracle(label)),
         (zero_weights, LabelMode::Predicted),
-        (HybridConfig { steps: 0, ..base.clone() }, LabelMode::Predicted),
-        (HybridConfig { inversion_per_cycle: 0, ..base.clone() }, LabelMode::Predicted),
+        (
+            HybridConfig {
+                steps: 0,
+                ..base.clone()
+            },
+            LabelMode::Predicted,
+        ),
+        (
+            HybridConfig {
+                inversion_per_cycle: 0,
+                ..base.clone()
+            },
+            LabelMode::Predicted,
+        ),
     ];
     for (k, (cfg, label)) in arms.into_iter().enumerate() {
         let rec = HybridReconstructor::new(cfg.clone())
@@ -134,7 +157,11 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
             .unwrap();
         if cfg.inversion_per_cycle == 0 {
             // no inversion iterations at all: 100 SIRT iterations
-            assert_eq!(bits(&rec.image), bits(&plain_sirt(&op, &sino, 100)), "arm {k}");
+            assert_eq!(
+                bits(&rec.image),
+                bits(&plain_sirt(&op, &sino, 100)),
+                "arm {k}"
+            );
         } else {
             assert_eq!(bits(&rec.image), bits(&reference), "arm {k}");
         }
@@ -143,7 +170,14 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
     // and with the default weights the inversion does change the image
     let rec = HybridReconstructor::new(base)
         .unwrap()
-        .reconstruct(net, &op, sino.view(), LabelMode::Oracle(label), None, &mut Monitor::new())
+        .reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Oracle(label),
+            None,
+            &mut Monitor::new(),
+        )
         .unwrap();
     assert_ne!(bits(&rec.image), bits(&reference));
 }
@@ -170,7 +204,14 @@ fn label_free_mode_uses_the_prediction_on_the_current_image() {
     });
     let rec = HybridReconstructor::new(cfg)
         .unwrap()
-        .reconstruct(net, &op, sino.view(), LabelMode::Predicted, Some(truth.view()), &mut monitor)
+        .reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            Some(truth.view()),
+            &mut monitor,
+        )
         .unwrap();
     drop(monitor);
     let images = images.into_inner();
@@ -189,11 +230,25 @@ fn label_free_mode_uses_the_prediction_on_the_current_image() {
     // Deterministic: the same call gives the same image.
     let again = HybridReconstructor::new(rec_cfg())
         .unwrap()
-        .reconstruct(net, &op, sino.view(), LabelMode::Predicted, None, &mut Monitor::new())
+        .reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            None,
+            &mut Monitor::new(),
+        )
         .unwrap();
     let once = HybridReconstructor::new(rec_cfg())
         .unwrap()
-        .reconstruct(net, &op, sino.view(), LabelMode::Predicted, None, &mut Monitor::new())
+        .reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            None,
+            &mut Monitor::new(),
+        )
         .unwrap();
     assert_eq!(bits(&again.image), bits(&once.image));
 }
@@ -216,7 +271,14 @@ fn records_and_monitor_stop_rule() {
     let mut monitor = Monitor::new().with_stop_rule(MaxIterations(60));
     let rec = HybridReconstructor::new(HybridConfig::default())
         .unwrap()
-        .reconstruct(net, &op, sino.view(), LabelMode::Oracle(label), Some(truth.view()), &mut monitor)
+        .reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Oracle(label),
+            Some(truth.view()),
+            &mut monitor,
+        )
         .unwrap();
     assert_eq!(rec.records.len(), 60);
     assert_eq!(rec.state.iteration, 60);
@@ -224,9 +286,15 @@ fn records_and_monitor_stop_rule() {
     for w in rec.records[..50].windows(2) {
         assert!(w[1].residual <= w[0].residual * (1.0 + 1e-6), "{w:?}");
     }
-    let inv: Vec<_> = rec.records.iter().filter(|r| r.kind == StepKind::Inversion).collect();
+    let inv: Vec<_> = rec
+        .records
+        .iter()
+        .filter(|r| r.kind == StepKind::Inversion)
+        .collect();
     assert_eq!(inv.len(), 2); // iterations 54 and 58
-    assert!(inv.iter().all(|r| r.objective.is_some() && r.class == Some(label)));
+    assert!(inv
+        .iter()
+        .all(|r| r.objective.is_some() && r.class == Some(label)));
 }
 
 #[test]
@@ -244,7 +312,14 @@ fn class_prior_solver_lowers_the_class_loss_and_fits_the_data() {
         };
         ClassPriorSolver::new(cfg)
             .unwrap()
-            .reconstruct(net, &op, sino.view(), LabelMode::Oracle(label), None, &mut Monitor::new())
+            .reconstruct(
+                net,
+                &op,
+                sino.view(),
+                LabelMode::Oracle(label),
+                None,
+                &mut Monitor::new(),
+            )
             .unwrap()
     };
     let with = run(1.0);
@@ -277,37 +352,96 @@ fn bad_input_is_a_clear_error() {
     assert!(matches!(err, Error::NoBatchNorm { .. }), "{err}");
     assert!(err.to_string().contains("BatchNorm"));
     // ... which is fine with bn = 0, or in the class-only arm
-    let no_bn = HybridReconstructor::new(HybridConfig { bn: 0.0, warmup_sirt: 2, alternating: 4, ..Default::default() }).unwrap();
-    no_bn.reconstruct(&plain, &op, sino.view(), LabelMode::Predicted, None, &mut Monitor::new()).unwrap();
+    let no_bn = HybridReconstructor::new(HybridConfig {
+        bn: 0.0,
+        warmup_sirt: 2,
+        alternating: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    no_bn
+        .reconstruct(
+            &plain,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            None,
+            &mut Monitor::new(),
+        )
+        .unwrap();
     // image size not matching the classifier
     let op32 = scan_operator(32, 4).unwrap();
     let sino32 = op32.apply(Array2::<f32>::zeros((32, 32)).view());
     let err = run(net, &op32, &sino32, LabelMode::Predicted).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
     // class out of range, wrong sinogram, NaN data, bad reference
-    assert!(matches!(run(net, &op, &sino, LabelMode::Oracle(10)), Err(Error::ClassOutOfRange { class: 10, outputs: 10 })));
+    assert!(matches!(
+        run(net, &op, &sino, LabelMode::Oracle(10)),
+        Err(Error::ClassOutOfRange {
+            class: 10,
+            outputs: 10
+        })
+    ));
     let wrong = Array2::<f32>::zeros((5, 42));
-    assert!(matches!(run(net, &op, &wrong, LabelMode::Predicted), Err(Error::Tomo(_))));
+    assert!(matches!(
+        run(net, &op, &wrong, LabelMode::Predicted),
+        Err(Error::Tomo(_))
+    ));
     let mut nan = sino.clone();
     nan[[0, 3]] = f32::NAN;
-    assert!(matches!(run(net, &op, &nan, LabelMode::Predicted), Err(Error::Tomo(_))));
+    assert!(matches!(
+        run(net, &op, &nan, LabelMode::Predicted),
+        Err(Error::Tomo(_))
+    ));
     let bad_ref = Array2::<f32>::zeros((27, 28));
     assert!(matches!(
-        hybrid.reconstruct(net, &op, sino.view(), LabelMode::Predicted, Some(bad_ref.view()), &mut Monitor::new()),
+        hybrid.reconstruct(
+            net,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            Some(bad_ref.view()),
+            &mut Monitor::new()
+        ),
         Err(Error::Shape { .. })
     ));
     // the converged solver checks the same things
-    let solver = ClassPriorSolver::new(ClassPriorConfig { bn: 1e-2, iterations: 2, ..Default::default() }).unwrap();
+    let solver = ClassPriorSolver::new(ClassPriorConfig {
+        bn: 1e-2,
+        iterations: 2,
+        ..Default::default()
+    })
+    .unwrap();
     assert!(matches!(
-        solver.reconstruct(&plain, &op, sino.view(), LabelMode::Predicted, None, &mut Monitor::new()),
+        solver.reconstruct(
+            &plain,
+            &op,
+            sino.view(),
+            LabelMode::Predicted,
+            None,
+            &mut Monitor::new()
+        ),
         Err(Error::NoBatchNorm { .. })
     ));
     assert!(matches!(
-        solver.reconstruct(net, &op32, sino32.view(), LabelMode::Predicted, None, &mut Monitor::new()),
+        solver.reconstruct(
+            net,
+            &op32,
+            sino32.view(),
+            LabelMode::Predicted,
+            None,
+            &mut Monitor::new()
+        ),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        ClassPriorSolver::new(ClassPriorConfig { step_scale: 2.5, ..Default::default() }),
-        Err(Error::InvalidConfig { field: "step_scale", .. })
+        ClassPriorSolver::new(ClassPriorConfig {
+            step_scale: 2.5,
+            ..Default::default()
+        }),
+        Err(Error::InvalidConfig {
+            field: "step_scale",
+            ..
+        })
     ));
 }
