@@ -1,0 +1,899 @@
+//! The CT case study (thesis chapter 5, issue 9): does network inversion help few-angle
+//! CT of digits, label-free, and is it the class knowledge or the priors?
+//!
+//! ```text
+//! cargo run --release --example ct_study -- --out runs/ct_study --quick
+//! cargo run --release --example ct_study -- --out runs/ct_study \
+//!     [--n-images 200 --angles 2,3,4,6,8,10,15,20,30,45,90 --noise-i0 none,1e4,1e3 \
+//!      --model DIR --val-images 8 --threads 2]
+//! ```
+//!
+//! Test digits from the embedded test split are forward projected (ASTRA-convention
+//! parallel beam, `ceil(sqrt 2 * 28) + 2` detectors, uniform angles over a half turn), with
+//! Poisson noise of `I0` photons per ray (attenuation scale 4 / 28) or none, and
+//! reconstructed by every method:
+//!
+//! | method | label_mode | what |
+//! | --- | --- | --- |
+//! | `fbp` | none | filtered back-projection (Ram-Lak), clipped to [0, 1] |
+//! | `sirt100` | none | 100 SIRT iterations, box [0, 1] |
+//! | `box_ls_pdhg` | none | box-constrained least squares, PDHG, `--pdhg-iterations` |
+//! | `tv_pdhg` | none | TV + box by PDHG, TV weight tuned on `--val-images` training digits |
+//! | `sirt_inv` | oracle / predicted | 50 SIRT + 50 alternating SIRT:inversion 3:1, both terms |
+//! | `sirt_inv_priors_only` | none | same schedule, TV + L2 + BN priors only |
+//! | `sirt_inv_class_only` | predicted | same schedule, class term only |
+//! | `pg_priors` | none | projected gradient, data + TV2 (converged, no class) |
+//! | `pg_class` | predicted | projected gradient, data + TV2 + class term through the net |
+//!
+//! Writes into `--out`: `results.json` (one row per method, label mode, angle count and
+//! noise level: `method`, `label_mode`, `n_angles`, `noise_i0` (null = none), `mse_mean`,
+//! `mse_ci95`, `psnr_mean`, `psnr_ci95`, `ssim_mean`, `ssim_ci95`, plus `n`),
+//! `per_image.json`, `config.json` (all settings, the tuned TV weights, the legend of the
+//! plots), `{psnr,ssim,mse}_vs_angles_<noise>.png` (one line per method with 95% CI bars),
+//! `grid_<noise>.png` (reconstructions of a few digits at a few angle counts) and
+//! `summary.md`. Without `--model`, a BatchNorm netinv-small is trained on the embedded
+//! training digits (and cached in `--out/model`). The 95% CI is `1.96 s / sqrt(n)`.
+//! PSNR is capped at 100 dB (exact reconstructions).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use candle_nn::VarMap;
+use clap::Parser;
+use ndarray::Array2;
+use netinv::core::{atomic_write, write_json, ImageGrid, ImageRef, Monitor, ProgressObserver};
+use netinv::ct::{
+    scan_operator, ClassPriorConfig, ClassPriorSolver, HybridConfig, HybridReconstructor,
+    InversionTerms, LabelMode,
+};
+use netinv::data::{Dataset, Mnist};
+use netinv::metrics::{mse, psnr, ssim, SsimConfig};
+use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
+use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
+use netinv::tomo::{
+    poisson_noise, Fbp, FbpConfig, LinearOperator, RayTransform, Sirt, SirtConfig, TvConfig, TvPdhg,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+const SIZE: usize = 28;
+const PSNR_CAP: f64 = 100.0;
+
+#[derive(Parser, Debug, Clone, Serialize)]
+#[command(about = "CT case study: SIRT + network inversion vs classical baselines, with ablation")]
+struct Args {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Test digits (the first N of the embedded test split).
+    #[arg(long, default_value_t = 200)]
+    n_images: usize,
+    /// Angle counts, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2,3,4,6,8,10,15,20,30,45,90"
+    )]
+    angles: Vec<usize>,
+    /// Poisson I0 per ray, comma separated; `none` for noiseless data.
+    #[arg(long, value_delimiter = ',', default_value = "none,1e4,1e3")]
+    noise_i0: Vec<String>,
+    /// Small run for tests: 6 digits, angles 2,4,8, noise none,1e3, short solvers.
+    #[arg(long)]
+    quick: bool,
+    /// A trained BatchNorm classifier (netinv_models checkpoint folder) instead of training.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Training digits of the validation split that tunes the TV weight (taken from the
+    /// end of the embedded training split; never test digits).
+    #[arg(long, default_value_t = 8)]
+    val_images: usize,
+    /// PDHG iterations of the converged baselines (box-LS and TV).
+    #[arg(long, default_value_t = 1000)]
+    pdhg_iterations: usize,
+    /// Iterations of the projected-gradient solvers with the network terms (0: skip them).
+    #[arg(long, default_value_t = 200)]
+    pg_iterations: usize,
+    /// Run the projected-gradient arms on the first K digits only (0: all).
+    #[arg(long, default_value_t = 0)]
+    pg_images: usize,
+    /// Training epochs when no --model is given.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// Worker threads over images.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// One method arm of the study.
+#[derive(Debug, Clone, Serialize)]
+struct Arm {
+    method: &'static str,
+    label_mode: &'static str,
+}
+
+const ARMS: [Arm; 10] = [
+    Arm {
+        method: "fbp",
+        label_mode: "none",
+    },
+    Arm {
+        method: "sirt100",
+        label_mode: "none",
+    },
+    Arm {
+        method: "box_ls_pdhg",
+        label_mode: "none",
+    },
+    Arm {
+        method: "tv_pdhg",
+        label_mode: "none",
+    },
+    Arm {
+        method: "sirt_inv",
+        label_mode: "oracle",
+    },
+    Arm {
+        method: "sirt_inv",
+        label_mode: "predicted",
+    },
+    Arm {
+        method: "sirt_inv_priors_only",
+        label_mode: "none",
+    },
+    Arm {
+        method: "sirt_inv_class_only",
+        label_mode: "predicted",
+    },
+    Arm {
+        method: "pg_priors",
+        label_mode: "none",
+    },
+    Arm {
+        method: "pg_class",
+        label_mode: "predicted",
+    },
+];
+
+#[derive(Debug, Clone, Serialize)]
+struct PerImage {
+    arm: usize,
+    image: usize,
+    n_angles: usize,
+    noise_i0: Option<f64>,
+    mse: f64,
+    psnr: f64,
+    ssim: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    method: String,
+    label_mode: String,
+    n_angles: usize,
+    noise_i0: Option<f64>,
+    n: usize,
+    mse_mean: f64,
+    mse_ci95: f64,
+    psnr_mean: f64,
+    psnr_ci95: f64,
+    ssim_mean: f64,
+    ssim_ci95: f64,
+}
+
+fn parse_noise(values: &[String]) -> Result<Vec<Option<f64>>> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.trim().to_lowercase();
+            if v == "none" || v == "0" || v == "inf" {
+                Ok(None)
+            } else {
+                let f: f64 = v
+                    .parse()
+                    .with_context(|| format!("bad --noise-i0 value {v}"))?;
+                if !(f > 0.0 && f.is_finite()) {
+                    bail!("--noise-i0 must be > 0 or `none`, got {v}");
+                }
+                Ok(Some(f))
+            }
+        })
+        .collect()
+}
+
+fn noise_name(n: Option<f64>) -> String {
+    n.map_or("none".to_string(), |v| format!("{v:.0e}"))
+}
+
+fn mean_ci(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (m, f64::NAN);
+    }
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, 1.96 * (var / n).sqrt())
+}
+
+fn metrics(truth: &Array2<f32>, rec: &Array2<f32>) -> Result<(f64, f64, f64)> {
+    let m = mse(truth.view(), rec.view())?;
+    let p = psnr(truth.view(), rec.view(), 1.0)?.min(PSNR_CAP);
+    let s = ssim(truth.view(), rec.view(), &SsimConfig::gaussian())?;
+    Ok((m, p, s))
+}
+
+/// The data of one digit at one setting.
+fn sinogram(
+    op: &RayTransform,
+    truth: &Array2<f32>,
+    noise: Option<f64>,
+    seed: u64,
+) -> Result<Array2<f32>> {
+    let clean = op.apply(truth.view());
+    Ok(match noise {
+        None => clean,
+        Some(i0) => poisson_noise(clean.view(), i0, 4.0 / SIZE as f64, seed)?,
+    })
+}
+
+fn tv_config(weight: f32, iterations: usize) -> TvConfig {
+    TvConfig {
+        weight,
+        iterations,
+        min: Some(0.0),
+        max: Some(1.0),
+        ..TvConfig::default()
+    }
+}
+
+/// Tunes the TV weight on validation (training) digits: the grid value with the best mean
+/// PSNR.
+fn tune_tv(
+    val: &Dataset,
+    op: &RayTransform,
+    noise: Option<f64>,
+    iterations: usize,
+    seed: u64,
+) -> Result<(f32, Vec<(f32, f64)>)> {
+    let grid = [1e-3f32, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+    let mut scores = Vec::new();
+    for &w in &grid {
+        let solver = TvPdhg::new(tv_config(w, iterations))?;
+        let mut total = 0.0;
+        for i in 0..val.len() {
+            let truth = val.image(i).to_owned();
+            let sino = sinogram(op, &truth, noise, seed ^ 0x5eed_0000 ^ i as u64)?;
+            let rec = solver.reconstruct(op, sino.view())?.image;
+            total += psnr(truth.view(), rec.view(), 1.0)?.min(PSNR_CAP);
+        }
+        scores.push((w, total / val.len() as f64));
+    }
+    let best =
+        scores.iter().copied().fold(
+            (grid[0], f64::NEG_INFINITY),
+            |b, s| if s.1 > b.1 { s } else { b },
+        );
+    Ok((best.0, scores))
+}
+
+/// Loads `--model` or trains a BatchNorm netinv-small (cached in `out/model`).
+fn classifier(args: &Args, mnist: &Mnist) -> Result<(Classifier, f64)> {
+    let dir = match &args.model {
+        Some(d) => d.clone(),
+        None => args.out.join("model"),
+    };
+    if !dir.join(netinv::models::WEIGHTS_FILE).exists() {
+        if args.model.is_some() {
+            bail!("no checkpoint in {}", dir.display());
+        }
+        let cfg = ClassifierConfig {
+            batch_norm: true,
+            ..ClassifierConfig::netinv_small()
+        };
+        let train = if args.quick {
+            mnist.train().take(2000)
+        } else {
+            mnist.train().clone()
+        };
+        let epochs = if args.quick { 1 } else { args.epochs };
+        let tcfg = TrainConfig {
+            epochs,
+            ..TrainConfig::sgd()
+        };
+        let varmap = VarMap::new();
+        let net = Classifier::init(&cfg, &varmap, 0, &Device::Cpu)?;
+        let mut monitor: Monitor<EpochRecord> =
+            Monitor::new().with_observer(ProgressObserver::new(epochs, "train BN net"));
+        Trainer::new(tcfg.clone())?.fit(&net, &varmap, &train, None, &mut monitor)?;
+        save_checkpoint(&dir, &varmap, &cfg)?;
+        write_json(dir.join("train_config.json"), &tcfg)?;
+    }
+    let net = load_frozen(&dir, &Device::Cpu)?;
+    if !net.config().batch_norm {
+        bail!(
+            "the classifier in {} has no BatchNorm (the BN prior needs one)",
+            dir.display()
+        );
+    }
+    let acc = evaluate(&net, mnist.test(), &Device::Cpu)?.accuracy;
+    Ok((net, acc))
+}
+
+struct Methods {
+    hybrid: HybridReconstructor,
+    priors_only: HybridReconstructor,
+    class_only: HybridReconstructor,
+    pg_priors: Option<ClassPriorSolver>,
+    pg_class: Option<ClassPriorSolver>,
+    pdhg_iterations: usize,
+}
+
+/// Every arm on one digit: (arm index, image) pairs.
+#[allow(clippy::too_many_arguments)]
+fn run_digit(
+    m: &Methods,
+    net: &Classifier,
+    op: &RayTransform,
+    truth: &Array2<f32>,
+    label: u32,
+    noise: Option<f64>,
+    tv_weight: f32,
+    seed: u64,
+    with_pg: bool,
+) -> Result<Vec<(usize, Array2<f32>)>> {
+    let sino = sinogram(op, truth, noise, seed)?;
+    let b = sino.view();
+    let mut out = Vec::with_capacity(ARMS.len());
+    out.push((
+        0,
+        Fbp::new(FbpConfig::default())?
+            .reconstruct(op, b)?
+            .mapv(|v| v.clamp(0.0, 1.0)),
+    ));
+    let sirt = Sirt::new(SirtConfig {
+        iterations: 100,
+        min: Some(0.0),
+        max: Some(1.0),
+        ..Default::default()
+    })?;
+    let sirt100 = sirt.reconstruct(op, b)?.image;
+    out.push((1, sirt100.clone()));
+    let ls = TvPdhg::new(TvConfig::least_squares(
+        m.pdhg_iterations,
+        Some(0.0),
+        Some(1.0),
+    ))?;
+    out.push((2, ls.reconstruct(op, b)?.image));
+    out.push((
+        3,
+        TvPdhg::new(tv_config(tv_weight, m.pdhg_iterations))?
+            .reconstruct(op, b)?
+            .image,
+    ));
+    let mut q = || Monitor::new();
+    out.push((
+        4,
+        m.hybrid
+            .reconstruct(net, op, b, LabelMode::Oracle(label), None, &mut q())?
+            .image,
+    ));
+    out.push((
+        5,
+        m.hybrid
+            .reconstruct(net, op, b, LabelMode::Predicted, None, &mut q())?
+            .image,
+    ));
+    out.push((
+        6,
+        m.priors_only
+            .reconstruct(net, op, b, LabelMode::Predicted, None, &mut q())?
+            .image,
+    ));
+    out.push((
+        7,
+        m.class_only
+            .reconstruct(net, op, b, LabelMode::Predicted, None, &mut q())?
+            .image,
+    ));
+    if with_pg {
+        if let (Some(pp), Some(pc)) = (&m.pg_priors, &m.pg_class) {
+            let init = Some(sirt100.view());
+            out.push((
+                8,
+                pp.reconstruct(net, op, b, LabelMode::Predicted, init, &mut q())?
+                    .image,
+            ));
+            out.push((
+                9,
+                pc.reconstruct(net, op, b, LabelMode::Predicted, init, &mut q())?
+                    .image,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.n_images = args.n_images.min(6);
+        args.angles = vec![2, 4, 8];
+        args.noise_i0 = vec!["none".into(), "1e3".into()];
+        args.val_images = args.val_images.min(4);
+        args.pdhg_iterations = args.pdhg_iterations.min(300);
+        args.pg_iterations = args.pg_iterations.min(60);
+    }
+    if args.angles.contains(&0) {
+        bail!("--angles: zero angles is not a scan (need at least 1)");
+    }
+    if args.n_images == 0 {
+        bail!("--n-images must be at least 1");
+    }
+    let noises = parse_noise(&args.noise_i0)?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build_global()?;
+    std::fs::create_dir_all(&args.out)?;
+    let start = Instant::now();
+    let mnist = Mnist::embedded()?;
+    let (net, accuracy) = classifier(&args, &mnist)?;
+    println!("BatchNorm classifier: test accuracy {accuracy:.4}");
+    let test = mnist.test().take(args.n_images);
+    let n_train = mnist.train().len();
+    let val_idx: Vec<usize> = (n_train - args.val_images.max(1)..n_train).collect();
+    let val = mnist.train().select(&val_idx)?;
+
+    let base = HybridConfig::default();
+    let pg = |class_weight: f64| -> Result<Option<ClassPriorSolver>> {
+        if args.pg_iterations == 0 {
+            return Ok(None);
+        }
+        Ok(Some(ClassPriorSolver::new(ClassPriorConfig {
+            iterations: args.pg_iterations,
+            class_weight,
+            ..ClassPriorConfig::default()
+        })?))
+    };
+    let methods = Methods {
+        hybrid: HybridReconstructor::new(base.clone())?,
+        priors_only: HybridReconstructor::new(HybridConfig {
+            terms: InversionTerms::PriorsOnly,
+            ..base.clone()
+        })?,
+        class_only: HybridReconstructor::new(HybridConfig {
+            terms: InversionTerms::ClassOnly,
+            ..base.clone()
+        })?,
+        pg_priors: pg(0.0)?,
+        pg_class: pg(ClassPriorConfig::default().class_weight)?,
+        pdhg_iterations: args.pdhg_iterations,
+    };
+    let pg_images = if args.pg_images == 0 {
+        args.n_images
+    } else {
+        args.pg_images.min(args.n_images)
+    };
+
+    // Tune TV on the validation split, once per (angles, noise).
+    let mut tv_weights = Vec::new();
+    for &na in &args.angles {
+        let op = scan_operator(SIZE, na)?;
+        for &noise in &noises {
+            let (w, scores) = tune_tv(&val, &op, noise, args.pdhg_iterations, args.seed)?;
+            tv_weights.push(
+                json!({"n_angles": na, "noise_i0": noise, "tv_weight": w, "val_psnr": scores}),
+            );
+        }
+    }
+    println!(
+        "TV weights tuned on {} validation digits ({:.0} s)",
+        val.len(),
+        start.elapsed().as_secs_f64()
+    );
+
+    let settings: Vec<(usize, Option<f64>, f32)> = args
+        .angles
+        .iter()
+        .flat_map(|&na| noises.iter().map(move |&n| (na, n)))
+        .enumerate()
+        .map(|(k, (na, n))| {
+            (
+                na,
+                n,
+                tv_weights[k]["tv_weight"].as_f64().unwrap_or(0.01) as f32,
+            )
+        })
+        .collect();
+    let total = settings.len() * test.len();
+    let progress = ProgressObserver::new(total, "ct_study");
+    let done = AtomicUsize::new(0);
+    let mut per_image: Vec<PerImage> = Vec::new();
+    // keep reconstructions of the first digits for the grid: (setting, image) -> arms
+    let grid_digits = 3.min(test.len());
+    let mut kept: Vec<(usize, usize, Vec<(usize, Array2<f32>)>)> = Vec::new();
+    for (s, &(na, noise, tv_w)) in settings.iter().enumerate() {
+        let op = scan_operator(SIZE, na)?;
+        let results: Vec<Result<(usize, Vec<(usize, Array2<f32>)>)>> = (0..test.len())
+            .into_par_iter()
+            .map(|i| {
+                let truth = test.image(i).to_owned();
+                let label = u32::from(test.labels()[i]);
+                let seed = args.seed ^ ((s as u64) << 32) ^ i as u64;
+                let r = run_digit(
+                    &methods,
+                    &net,
+                    &op,
+                    &truth,
+                    label,
+                    noise,
+                    tv_w,
+                    seed,
+                    i < pg_images,
+                )?;
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.bar().set_position(d as u64);
+                Ok((i, r))
+            })
+            .collect();
+        for r in results {
+            let (i, recs) = r?;
+            let truth = test.image(i).to_owned();
+            for (arm, rec) in &recs {
+                let (m, p, q) = metrics(&truth, rec)?;
+                per_image.push(PerImage {
+                    arm: *arm,
+                    image: i,
+                    n_angles: na,
+                    noise_i0: noise,
+                    mse: m,
+                    psnr: p,
+                    ssim: q,
+                });
+            }
+            if i < grid_digits {
+                kept.push((s, i, recs));
+            }
+        }
+    }
+    progress.bar().finish();
+
+    // Aggregate.
+    let mut rows = Vec::new();
+    for &(na, noise, _) in &settings {
+        for (a, arm) in ARMS.iter().enumerate() {
+            let sel: Vec<&PerImage> = per_image
+                .iter()
+                .filter(|r| r.arm == a && r.n_angles == na && r.noise_i0 == noise)
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let col =
+                |f: fn(&PerImage) -> f64| mean_ci(&sel.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let (mse_mean, mse_ci95) = col(|r| r.mse);
+            let (psnr_mean, psnr_ci95) = col(|r| r.psnr);
+            let (ssim_mean, ssim_ci95) = col(|r| r.ssim);
+            rows.push(Row {
+                method: arm.method.into(),
+                label_mode: arm.label_mode.into(),
+                n_angles: na,
+                noise_i0: noise,
+                n: sel.len(),
+                mse_mean,
+                mse_ci95,
+                psnr_mean,
+                psnr_ci95,
+                ssim_mean,
+                ssim_ci95,
+            });
+        }
+    }
+    write_json(args.out.join("results.json"), &rows)?;
+    write_json(args.out.join("per_image.json"), &per_image)?;
+    let legend: Vec<String> = ARMS
+        .iter()
+        .enumerate()
+        .map(|(a, arm)| format!("{} {}", arm_name(arm), COLOR_NAMES[a]))
+        .collect();
+    write_json(
+        args.out.join("config.json"),
+        &json!({
+            "args": args,
+            "hybrid": base,
+            "class_prior": ClassPriorConfig { iterations: args.pg_iterations, ..ClassPriorConfig::default() },
+            "pg_images": pg_images,
+            "classifier_test_accuracy": accuracy,
+            "tv_weights": tv_weights,
+            "arms": ARMS,
+            "plot_legend": legend,
+            "ci95": "1.96 * sample sd / sqrt(n)",
+            "psnr_cap_db": PSNR_CAP,
+            "seconds": start.elapsed().as_secs_f64(),
+        }),
+    )?;
+    let font = register_font();
+    for &noise in &noises {
+        for metric in ["psnr", "ssim", "mse"] {
+            let path = args
+                .out
+                .join(format!("{metric}_vs_angles_{}.png", noise_name(noise)));
+            plot_metric(&path, &rows, noise, metric, &args.angles, font)?;
+        }
+        write_grid(&args.out, &kept, &settings, noise, &test)?;
+    }
+    let md = summary(&rows, &args, accuracy, start.elapsed().as_secs_f64());
+    atomic_write(args.out.join("summary.md"), &md)?;
+    println!("{md}");
+    println!(
+        "done in {:.0} s; outputs in {}",
+        start.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn arm_name(arm: &Arm) -> String {
+    if arm.label_mode == "none" {
+        arm.method.to_string()
+    } else {
+        format!("{} ({})", arm.method, arm.label_mode)
+    }
+}
+
+const COLORS: [(u8, u8, u8); 10] = [
+    (128, 128, 128),
+    (0, 0, 0),
+    (140, 86, 75),
+    (31, 119, 180),
+    (214, 39, 40),
+    (255, 127, 14),
+    (44, 160, 44),
+    (148, 103, 189),
+    (23, 190, 207),
+    (227, 119, 194),
+];
+const COLOR_NAMES: [&str; 10] = [
+    "grey", "black", "brown", "blue", "red", "orange", "green", "purple", "cyan", "pink",
+];
+
+/// Registers DejaVu Sans for plot text if the system has it; returns whether it did.
+fn register_font() -> bool {
+    for p in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    ] {
+        if let Ok(bytes) = std::fs::read(p) {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font(
+                "sans-serif",
+                plotters::style::FontStyle::Normal,
+                bytes,
+            )
+            .is_ok()
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn plot_metric(
+    path: &Path,
+    rows: &[Row],
+    noise: Option<f64>,
+    metric: &str,
+    angles: &[usize],
+    font: bool,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let get = |r: &Row| match metric {
+        "psnr" => (r.psnr_mean, r.psnr_ci95),
+        "ssim" => (r.ssim_mean, r.ssim_ci95),
+        _ => (r.mse_mean, r.mse_ci95),
+    };
+    let sel: Vec<&Row> = rows.iter().filter(|r| r.noise_i0 == noise).collect();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for r in &sel {
+        let (m, c) = get(r);
+        let c = if c.is_finite() { c } else { 0.0 };
+        lo = lo.min(m - c);
+        hi = hi.max(m + c);
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Ok(());
+    }
+    let pad = (hi - lo).max(1e-6) * 0.05;
+    let xmax = *angles.iter().max().unwrap_or(&1) as f64;
+    let xs = |n: usize| (n as f64).ln();
+    let (w, h) = (900u32, 600u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(20)
+            .x_label_area_size(if font { 40 } else { 10 })
+            .y_label_area_size(if font { 60 } else { 10 });
+        if font {
+            b.caption(
+                format!("{metric} vs angles, noise {}", noise_name(noise)),
+                ("sans-serif", 22),
+            );
+        }
+        let mut chart = b.build_cartesian_2d(
+            xs(1).min(xs(*angles.iter().min().unwrap_or(&1))) - 0.1..xs(xmax as usize) + 0.1,
+            lo - pad..hi + pad,
+        )?;
+        if font {
+            chart
+                .configure_mesh()
+                .x_desc("number of angles (log scale)")
+                .y_desc(metric)
+                .x_label_formatter(&|v| format!("{:.0}", v.exp()))
+                .draw()?;
+        } else {
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(0)
+                .draw()?;
+        }
+        for (a, arm) in ARMS.iter().enumerate() {
+            let pts: Vec<(f64, f64, f64)> = angles
+                .iter()
+                .filter_map(|&na| {
+                    sel.iter()
+                        .find(|r| {
+                            r.method == arm.method
+                                && r.label_mode == arm.label_mode
+                                && r.n_angles == na
+                        })
+                        .map(|r| {
+                            let (m, c) = get(r);
+                            (xs(na), m, if c.is_finite() { c } else { 0.0 })
+                        })
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let (r, g, bl) = COLORS[a];
+            let color = RGBColor(r, g, bl);
+            let series = chart.draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))?;
+            if font {
+                series.label(arm_name(arm)).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            }
+            chart.draw_series(pts.iter().map(|p| {
+                PathElement::new(
+                    vec![(p.0, p.1 - p.2), (p.0, p.1 + p.2)],
+                    color.stroke_width(1),
+                )
+            }))?;
+            chart.draw_series(
+                pts.iter()
+                    .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+            )?;
+        }
+        if font {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()?;
+        }
+        root.present()?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    netinv::core::atomic_write_bytes(path, &bytes)?;
+    Ok(())
+}
+
+/// Grid: one row per (digit, angle count) of the first digits, columns truth + every arm.
+fn write_grid(
+    out: &Path,
+    kept: &[(usize, usize, Vec<(usize, Array2<f32>)>)],
+    settings: &[(usize, Option<f64>, f32)],
+    noise: Option<f64>,
+    test: &Dataset,
+) -> Result<()> {
+    let mut data = Vec::new();
+    let mut row_labels = Vec::new();
+    let mut captions = Vec::new();
+    let cols = ARMS.len() + 1;
+    for (s, i, recs) in kept {
+        let (na, nz, _) = settings[*s];
+        if nz != noise {
+            continue;
+        }
+        let truth = test.image(*i).to_owned();
+        data.extend(truth.iter().copied());
+        captions.push(format!("digit {}", test.labels()[*i]));
+        for a in 0..ARMS.len() {
+            match recs.iter().find(|(arm, _)| *arm == a) {
+                Some((_, img)) => {
+                    data.extend(img.iter().copied());
+                    let (_, p, q) = metrics(&truth, img)?;
+                    captions.push(format!("{p:.1}/{q:.2}"));
+                }
+                None => {
+                    data.extend(std::iter::repeat_n(0.0f32, SIZE * SIZE));
+                    captions.push("-".into());
+                }
+            }
+        }
+        row_labels.push(format!("{na} ang"));
+    }
+    if row_labels.is_empty() {
+        return Ok(());
+    }
+    let n = data.len() / (SIZE * SIZE);
+    let mut labels = vec!["truth".to_string()];
+    labels.extend(ARMS.iter().map(|a| match (a.method, a.label_mode) {
+        ("sirt_inv", "oracle") => "inv-orc".to_string(),
+        ("sirt_inv", _) => "inv-pred".to_string(),
+        ("sirt_inv_priors_only", _) => "priors".to_string(),
+        ("sirt_inv_class_only", _) => "class".to_string(),
+        ("box_ls_pdhg", _) => "box-ls".to_string(),
+        ("tv_pdhg", _) => "tv".to_string(),
+        (m, _) => m.to_string(),
+    }));
+    ImageGrid::new(cols)
+        .with_scale(3)
+        .with_column_labels(labels)
+        .with_row_labels(row_labels)
+        .with_captions(captions)
+        .write_png(
+            out.join(format!("grid_{}.png", noise_name(noise))),
+            ImageRef::new(&data, n, SIZE, SIZE)?,
+        )?;
+    Ok(())
+}
+
+fn summary(rows: &[Row], args: &Args, accuracy: f64, seconds: f64) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "CT study: {} test digits, angles {:?}, noise {:?}, classifier accuracy {:.4}, {:.0} s\n\n",
+        args.n_images, args.angles, args.noise_i0, accuracy, seconds
+    ));
+    s.push_str("| noise | angles | method | label | n | PSNR (dB) | SSIM | MSE |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.2} +- {:.2} | {:.3} +- {:.3} | {:.4} +- {:.4} |\n",
+            noise_name(r.noise_i0),
+            r.n_angles,
+            r.method,
+            r.label_mode,
+            r.n,
+            r.psnr_mean,
+            r.psnr_ci95,
+            r.ssim_mean,
+            r.ssim_ci95,
+            r.mse_mean,
+            r.mse_ci95
+        ));
+    }
+    s
+}
