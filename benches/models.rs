@@ -103,7 +103,8 @@ fn train_step(c: &mut Criterion<CpuTime>) {
             let grads = loss.backward().unwrap();
             for v in &vars {
                 if let Some(g) = grads.get(v.as_tensor()) {
-                    v.set(&(v.as_tensor() - (g * lr).unwrap()).unwrap()).unwrap();
+                    v.set(&(v.as_tensor() - (g * lr).unwrap()).unwrap())
+                        .unwrap();
                 }
             }
         })
@@ -114,7 +115,10 @@ fn train_step(c: &mut Criterion<CpuTime>) {
 fn invert_step(c: &mut Criterion<CpuTime>) {
     let dev = Device::Cpu;
     let cfg = ClassifierConfig::netinv_small();
-    let tensors = initial_tensors(&cfg, 0, &dev).unwrap().into_iter().collect();
+    let tensors = initial_tensors(&cfg, 0, &dev)
+        .unwrap()
+        .into_iter()
+        .collect();
     let net = Classifier::new(&cfg, VarBuilder::from_tensors(tensors, DType::F32, &dev)).unwrap();
     let mut rng = StdRng::seed_from_u64(2);
     let init: Vec<f32> = (0..10 * 784)
@@ -143,7 +147,10 @@ fn invert_step(c: &mut Criterion<CpuTime>) {
             let mhat = (&m / (1.0 - b1.powi(t))).unwrap();
             let vhat = (&v / (1.0 - b2.powi(t))).unwrap();
             let step = (mhat / (vhat.sqrt().unwrap() + eps).unwrap()).unwrap();
-            let next = (x.as_tensor() - (step * lr).unwrap()).unwrap().clamp(0f32, 1f32).unwrap();
+            let next = (x.as_tensor() - (step * lr).unwrap())
+                .unwrap()
+                .clamp(0f32, 1f32)
+                .unwrap();
             x.set(&next).unwrap();
         })
     });

@@ -44,7 +44,9 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use clap::Parser;
 use ndarray::Array2;
-use netinv::core::{atomic_write, write_json, ImageGrid, ImageRef, Monitor, ProgressObserver};
+use netinv::core::{
+    atomic_write_bytes, write_json, ImageGrid, ImageRef, Monitor, ProgressObserver,
+};
 use netinv::ct::{
     scan_operator, ClassPriorConfig, ClassPriorSolver, HybridConfig, HybridReconstructor,
     InversionTerms, LabelMode,
@@ -56,9 +58,12 @@ use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig}
 use netinv::tomo::{
     poisson_noise, Fbp, FbpConfig, LinearOperator, RayTransform, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
-use rayon::prelude::*;
+
 use serde::Serialize;
 use serde_json::json;
+
+/// The reconstructions of one digit: (method arm, image).
+type ArmImages = Vec<(usize, Array2<f32>)>;
 
 const SIZE: usize = 28;
 const PSNR_CAP: f64 = 100.0;
@@ -350,7 +355,7 @@ fn run_digit(
     tv_weight: f32,
     seed: u64,
     with_pg: bool,
-) -> Result<Vec<(usize, Array2<f32>)>> {
+) -> Result<ArmImages> {
     let sino = sinogram(op, truth, noise, seed)?;
     let b = sino.view();
     let mut out = Vec::with_capacity(ARMS.len());
@@ -380,7 +385,7 @@ fn run_digit(
             .reconstruct(op, b)?
             .image,
     ));
-    let mut q = || Monitor::new();
+    let q = || Monitor::new();
     out.push((
         4,
         m.hybrid
@@ -520,11 +525,10 @@ fn main() -> Result<()> {
     let mut per_image: Vec<PerImage> = Vec::new();
     // keep reconstructions of the first digits for the grid: (setting, image) -> arms
     let grid_digits = 3.min(test.len());
-    let mut kept: Vec<(usize, usize, Vec<(usize, Array2<f32>)>)> = Vec::new();
+    let mut kept: Vec<(usize, usize, ArmImages)> = Vec::new();
     for (s, &(na, noise, tv_w)) in settings.iter().enumerate() {
         let op = scan_operator(SIZE, na)?;
-        let results: Vec<Result<(usize, Vec<(usize, Array2<f32>)>)>> = (0..test.len())
-            .into_par_iter()
+        let results: Vec<Result<(usize, ArmImages)>> = (0..test.len())
             .map(|i| {
                 let truth = test.image(i).to_owned();
                 let label = u32::from(test.labels()[i]);
@@ -632,7 +636,7 @@ fn main() -> Result<()> {
         write_grid(&args.out, &kept, &settings, noise, &test)?;
     }
     let md = summary(&rows, &args, accuracy, start.elapsed().as_secs_f64());
-    atomic_write(args.out.join("summary.md"), &md)?;
+    atomic_write_bytes(args.out.join("summary.md"), md.as_bytes())?;
     println!("{md}");
     println!(
         "done in {:.0} s; outputs in {}",
@@ -807,14 +811,14 @@ fn plot_metric(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )?;
-    netinv::core::atomic_write_bytes(path, &bytes)?;
+    atomic_write_bytes(path, &bytes)?;
     Ok(())
 }
 
 /// Grid: one row per (digit, angle count) of the first digits, columns truth + every arm.
 fn write_grid(
     out: &Path,
-    kept: &[(usize, usize, Vec<(usize, Array2<f32>)>)],
+    kept: &[(usize, usize, ArmImages)],
     settings: &[(usize, Option<f64>, f32)],
     noise: Option<f64>,
     test: &Dataset,
