@@ -14,63 +14,15 @@
 //! `/proc/self/task/*/schedstat`, in ns), as the Python script's `time.process_time`, so they
 //! are not inflated when other jobs share the machine; elsewhere than Linux, wall time.
 
-use std::time::Instant;
-
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::CpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use netinv::models::{init::initial_tensors, Classifier, ClassifierConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-/// CPU time of the whole process in ns (all threads), or `None` where /proc is missing.
-fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0u64;
-    for entry in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = entry.ok()?.path().join("schedstat");
-        let text = std::fs::read_to_string(path).ok()?;
-        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
-/// Criterion measurement of process CPU time (wall time where /proc is missing).
-struct CpuTime;
-
-static WALL_TIME: WallTime = WallTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = (Option<u64>, Instant);
-    type Value = f64;
-
-    fn start(&self) -> Self::Intermediate {
-        (process_cpu_ns(), Instant::now())
-    }
-
-    fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
-        match (cpu, process_cpu_ns()) {
-            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
-            _ => wall.elapsed().as_nanos() as f64,
-        }
-    }
-
-    fn add(&self, v1: &f64, v2: &f64) -> f64 {
-        v1 + v2
-    }
-
-    fn zero(&self) -> f64 {
-        0.0
-    }
-
-    fn to_f64(&self, value: &f64) -> f64 {
-        *value
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Values are nanoseconds, as for wall time.
-        WALL_TIME.formatter()
-    }
-}
 
 fn threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")

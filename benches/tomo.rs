@@ -15,7 +15,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::CpuTime;
+use criterion::measurement::Measurement;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::Array2;
 use netinv::tomo::{
@@ -25,49 +29,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const SIRT_ITERS: usize = 20;
-
-/// Process CPU time in ns: the sum over the process's threads, or `None` without /proc.
-fn process_cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = entry.ok()?.path().join("schedstat");
-        let text = std::fs::read_to_string(path).ok()?;
-        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
-/// Criterion measurement of process CPU time (wall time where /proc is missing).
-struct ProcessCpu;
-
-static WALL_TIME: WallTime = WallTime;
-
-impl Measurement for ProcessCpu {
-    type Intermediate = (Option<u64>, Instant);
-    type Value = f64;
-
-    fn start(&self) -> Self::Intermediate {
-        (process_cpu_ns(), Instant::now())
-    }
-    fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
-        match (cpu, process_cpu_ns()) {
-            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
-            _ => wall.elapsed().as_nanos() as f64,
-        }
-    }
-    fn add(&self, a: &f64, b: &f64) -> f64 {
-        a + b
-    }
-    fn zero(&self) -> f64 {
-        0.0
-    }
-    fn to_f64(&self, v: &f64) -> f64 {
-        *v
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WALL_TIME.formatter()
-    }
-}
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -180,7 +141,7 @@ fn setup() -> (RayTransform, CsrOperator, RayTransform, Data) {
     (op128, csr128, op256, Data { x128, y128, y256 })
 }
 
-fn bench_cpu(c: &mut Criterion<ProcessCpu>) {
+fn bench_cpu(c: &mut Criterion<CpuTime>) {
     let (op128, csr128, op256, data) = setup();
     let one = pool(1);
     for (name, work, div) in workloads(&op128, &csr128, &op256, &data) {
@@ -189,7 +150,7 @@ fn bench_cpu(c: &mut Criterion<ProcessCpu>) {
         let size = name.split('/').nth(1).unwrap_or("");
         group.bench_function(BenchmarkId::new(size.to_string(), "1thread-cpu"), |b| {
             b.iter_custom(|iters| {
-                let m = ProcessCpu;
+                let m = CpuTime;
                 let start = m.start();
                 one.install(|| {
                     for _ in 0..iters {
@@ -231,7 +192,7 @@ fn bench_wall(c: &mut Criterion) {
 
 criterion_group! {
     name = cpu;
-    config = Criterion::default().with_measurement(ProcessCpu);
+    config = Criterion::default().with_measurement(CpuTime);
     targets = bench_cpu
 }
 criterion_group!(wall, bench_wall);
