@@ -7,9 +7,8 @@
 //! ```
 //!
 //! Each benchmark runs inside a rayon pool of 1 or 2 threads. `.../1thread-cpu` is measured
-//! in process CPU time (all threads of the process, from /proc/self/task/*/schedstat, in
-//! ns; the figure ASTRA's script measures with `time.process_time`), the others in wall
-//! time. `sirt-iter/*` times a whole 20-iteration SIRT run (weights included, as ASTRA's
+//! in process CPU time (all threads of the process, `CLOCK_PROCESS_CPUTIME_ID`, in ns; the
+//! figure ASTRA's script measures with `time.process_time`), the others in wall time. `sirt-iter/*` times a whole 20-iteration SIRT run (weights included, as ASTRA's
 //! `run(20)`) and reports it per iteration.
 
 use std::hint::black_box;
