@@ -68,6 +68,16 @@ pub(crate) fn check_finite<'a>(
     }
 }
 
+/// Checks a 2-D array's shape, then that its values are finite.
+pub(crate) fn check_array(
+    what: &'static str,
+    expected: (usize, usize),
+    values: ndarray::ArrayView2<f32>,
+) -> Result<()> {
+    check_shape(what, expected, values.dim())?;
+    check_finite(what, values.iter())
+}
+
 /// Checks a 2-D shape.
 pub(crate) fn check_shape(
     what: &'static str,

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::error::{check_finite, check_shape};
+use crate::error::check_array;
 use crate::Result;
 
 /// A linear map `y = A x` from images `[rows, cols]` to data `[angles, detectors]` (or
@@ -63,8 +63,7 @@ pub trait LinearOperator: Sync {
     /// # Errors
     /// [`Error::Shape`](crate::Error::Shape) or [`Error::NonFinite`](crate::Error::NonFinite).
     fn try_apply(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
-        check_shape("image", self.domain_shape(), x.dim())?;
-        check_finite("image", x.iter())?;
+        check_array("image", self.domain_shape(), x)?;
         Ok(self.apply(x))
     }
 
@@ -73,8 +72,7 @@ pub trait LinearOperator: Sync {
     /// # Errors
     /// [`Error::Shape`](crate::Error::Shape) or [`Error::NonFinite`](crate::Error::NonFinite).
     fn try_adjoint(&self, y: ArrayView2<f32>) -> Result<Array2<f32>> {
-        check_shape("sinogram", self.range_shape(), y.dim())?;
-        check_finite("sinogram", y.iter())?;
+        check_array("sinogram", self.range_shape(), y)?;
         Ok(self.adjoint(y))
     }
 }

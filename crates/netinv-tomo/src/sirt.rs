@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 use netinv_core::{IterState, MaxIterations, Monitor, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_finite, check_shape};
+use crate::error::check_array;
 use crate::{Error, LinearOperator, Result};
 
 /// ASTRA's threshold below which a row or column sum counts as zero.
@@ -153,12 +153,10 @@ impl Sirt {
         initial: Option<ArrayView2<f32>>,
         monitor: &mut Monitor<'_, Array2<f32>>,
     ) -> Result<Reconstruction> {
-        check_shape("sinogram", op.range_shape(), sinogram.dim())?;
-        check_finite("sinogram", sinogram.iter())?;
+        check_array("sinogram", op.range_shape(), sinogram)?;
         let mut x = match initial {
             Some(init) => {
-                check_shape("initial image", op.domain_shape(), init.dim())?;
-                check_finite("initial image", init.iter())?;
+                check_array("initial image", op.domain_shape(), init)?;
                 init.to_owned()
             }
             None => Array2::zeros(op.domain_shape()),

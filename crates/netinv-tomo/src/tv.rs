@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_finite, check_shape};
+use crate::error::check_array;
 use crate::sirt::{finish, Reconstruction};
 use crate::{Error, LinearOperator, Result};
 
@@ -316,8 +316,7 @@ impl TvPdhg {
         initial: Option<ArrayView2<f32>>,
         monitor: &mut Monitor<'_, Array2<f32>>,
     ) -> Result<Reconstruction> {
-        check_shape("sinogram", op.range_shape(), sinogram.dim())?;
-        check_finite("sinogram", sinogram.iter())?;
+        check_array("sinogram", op.range_shape(), sinogram)?;
         let cfg = &self.config;
         let (lo, hi) = (cfg.min, cfg.max);
         let clip = |v: f32| {
@@ -327,8 +326,7 @@ impl TvPdhg {
         let shape = op.domain_shape();
         let mut x = match initial {
             Some(init) => {
-                check_shape("initial image", shape, init.dim())?;
-                check_finite("initial image", init.iter())?;
+                check_array("initial image", shape, init)?;
                 init.mapv(clip)
             }
             None => Array2::from_elem(shape, clip(0.0)),
