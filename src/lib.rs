@@ -6,6 +6,7 @@
 pub use netinv_core as core;
 pub use netinv_ct as ct;
 pub use netinv_data as data;
+pub use netinv_interp as interp;
 pub use netinv_invert as invert;
 pub use netinv_metrics as metrics;
 pub use netinv_models as models;
