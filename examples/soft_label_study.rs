@@ -107,7 +107,10 @@ fn load_or_train_on_interp(
     write_json(dir.join("interp_config.json"), source.config())?;
     let frozen = load_frozen(dir, &Device::Cpu)?;
     let acc = evaluate(&frozen, mnist.test(), &Device::Cpu)?.accuracy;
-    write_json(dir.join("test_accuracy.json"), &json!({ "test_accuracy": acc }))?;
+    write_json(
+        dir.join("test_accuracy.json"),
+        &json!({ "test_accuracy": acc }),
+    )?;
     Ok((frozen, acc))
 }
 
@@ -130,7 +133,11 @@ fn table(rows: &[Row]) -> String {
         "| epochs | optimizer | data | seeds | judge acc mean (min-max) | class-mean corr | own confidence | test acc mean (min-max) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for ((epochs, opt, data), g) in &groups {
-        let (jm, jlo, jhi) = stats(&g.iter().map(|r| 10.0 * r.judge_accuracy).collect::<Vec<_>>());
+        let (jm, jlo, jhi) = stats(
+            &g.iter()
+                .map(|r| 10.0 * r.judge_accuracy)
+                .collect::<Vec<_>>(),
+        );
         let (cm, _, _) = stats(&g.iter().map(|r| r.class_mean_corr).collect::<Vec<_>>());
         let (sm, _, _) = stats(&g.iter().map(|r| r.self_confidence).collect::<Vec<_>>());
         let (tm, tlo, thi) = stats(&g.iter().map(|r| r.test_accuracy).collect::<Vec<_>>());

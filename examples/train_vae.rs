@@ -98,7 +98,16 @@ fn main() -> Result<()> {
     )?;
 
     // Figure 3.2: interpolations per class pair.
-    let pairs = [(0u8, 4u8), (0, 5), (4, 8), (1, 7), (3, 5), (2, 7), (4, 9), (6, 8)];
+    let pairs = [
+        (0u8, 4u8),
+        (0, 5),
+        (4, 8),
+        (1, 7),
+        (3, 5),
+        (2, 7),
+        (4, 9),
+        (6, 8),
+    ];
     let alphas = [1.0f32, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0];
     PairGrid::new(&vae, mnist.train(), &pairs, &alphas, args.seed, &device)?
         .write_png(args.out.join("pairs.png"))?;

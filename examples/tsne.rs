@@ -83,7 +83,8 @@ fn scatter(path: &Path, xy: &[f32], labels: &[u8], title: &str, font: bool) -> R
         if font {
             b.caption(title, ("sans-serif", 20));
         }
-        let mut chart = b.build_cartesian_2d(x0 - px..x1 + px + 0.25 * (x1 - x0), y0 - py..y1 + py)?;
+        let mut chart =
+            b.build_cartesian_2d(x0 - px..x1 + px + 0.25 * (x1 - x0), y0 - py..y1 + py)?;
         for class in 0..10u8 {
             let (r, g, bl) = COLORS[usize::from(class)];
             let color = RGBColor(r, g, bl);
@@ -111,7 +112,10 @@ fn scatter(path: &Path, xy: &[f32], labels: &[u8], title: &str, font: bool) -> R
     }
     let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
     atomic_write_bytes(path, &bytes)?;
     Ok(())
 }
@@ -192,7 +196,12 @@ fn cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // After the ')' field: state is 0, utime 11, stime 12 (clock ticks, 100 per second).
     (ticks(11) + ticks(12)) / 100.0
 }
