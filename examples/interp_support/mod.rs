@@ -73,7 +73,11 @@ pub fn load_or_train_vae(
         return Vae::load_expecting(dir, cfg, &Device::Cpu)
             .with_context(|| format!("VAE in {}", dir.display()));
     }
-    eprintln!("training the VAE ({} epochs) into {}", train_cfg.epochs, dir.display());
+    eprintln!(
+        "training the VAE ({} epochs) into {}",
+        train_cfg.epochs,
+        dir.display()
+    );
     Ok(train_vae(cfg, train_cfg, weight_seed, mnist, dir)?.0)
 }
 
