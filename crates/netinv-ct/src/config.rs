@@ -257,6 +257,8 @@ impl HybridConfig {
             tv_isotropic: 0.0,
             l2,
             bn,
+            // per image, so that a batch of reconstructions equals one at a time
+            bn_per_image: true,
             jitter: None,
             snapshots: Vec::new(),
             ..InversionConfig::default()

@@ -1,13 +1,15 @@
 //! The thesis's hybrid loop: SIRT warm-up, then SIRT alternating with inversion iterations.
 
-use candle_core::Tensor;
-use ndarray::{Array2, ArrayView2};
+use candle_core::{Device, Tensor};
+use ndarray::{s, Array2, ArrayView2};
 use netinv_core::{IterState, Monitor, Termination};
-use netinv_invert::{CrossEntropy, Inverter, InvertibleNet, Objective, Reduction};
+use netinv_invert::{
+    argmax, softmax_rows, CrossEntropy, Inverter, InvertibleNet, Objective, Reduction,
+};
 use netinv_tomo::{LinearOperator, Sirt, SirtConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::net::{check_class, check_scan, predict_class, to_tensor};
+use crate::net::{check_class, check_scan};
 use crate::{Error, HybridConfig, LabelMode, Result};
 
 /// What an iteration of the hybrid loop did.
@@ -149,14 +151,7 @@ impl HybridReconstructor {
         N: InvertibleNet + ?Sized,
         O: LinearOperator + ?Sized,
     {
-        check_scan(net, op)?;
-        let (_, _, _, bn) = self.cfg.effective_weights();
-        if self.inverter.is_some() && bn > 0.0 && !net.has_batch_norm() {
-            return Err(Error::NoBatchNorm { weight: bn });
-        }
-        if let LabelMode::Oracle(c) = label {
-            check_class(net, c)?;
-        }
+        self.check_inputs(net, op, &[label])?;
         if let Some(r) = reference {
             if r.dim() != op.domain_shape() {
                 return Err(Error::Shape {
@@ -179,9 +174,9 @@ impl HybridReconstructor {
             }
             let (kind, class, objective) = match &self.inverter {
                 Some(inv) if self.cfg.is_inversion(i) => {
-                    let (next, class, objective) = self.inversion_iteration(inv, net, &x, label)?;
-                    x = next;
-                    (StepKind::Inversion, class, objective)
+                    let images = std::slice::from_mut(&mut x);
+                    let (classes, objective) = self.invert_images(inv, net, images, &[label])?;
+                    (StepKind::Inversion, classes[0], objective)
                 }
                 // `steps = 0`: an inversion iteration that leaves the image unchanged
                 None if self.cfg.is_inversion(i) => (StepKind::Inversion, None, None),
@@ -222,49 +217,179 @@ impl HybridReconstructor {
         })
     }
 
-    /// One inversion iteration from `x`: the class per `label` (the prediction on `x` in
-    /// the label-free mode), then `steps` optimiser steps.
+    /// Reconstructs several images at once: the same as [`HybridReconstructor::reconstruct`]
+    /// on each sinogram (without reference or monitor), but each inversion iteration runs
+    /// all images through the network as one batch, which is several times faster on a CPU
+    /// than one image at a time. The class loss is summed over the batch and the BatchNorm
+    /// statistics are taken per image, so every image is reconstructed as if it were alone
+    /// (equal up to float rounding); `labels[k]` chooses the class of image `k`.
+    ///
+    /// # Errors
+    /// As [`HybridReconstructor::reconstruct`]; [`Error::Shape`] if `labels` and
+    /// `sinograms` differ in length or there are no sinograms.
+    pub fn reconstruct_batch<N, O>(
+        &self,
+        net: &N,
+        op: &O,
+        sinograms: &[ArrayView2<'_, f32>],
+        labels: &[LabelMode],
+    ) -> Result<Vec<HybridReconstruction>>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
+        if sinograms.is_empty() || sinograms.len() != labels.len() {
+            return Err(Error::Shape {
+                what: "labels vs sinograms",
+                expected: format!("{} labels, at least one", sinograms.len()),
+                got: format!("{}", labels.len()),
+            });
+        }
+        self.check_inputs(net, op, labels)?;
+        for b in sinograms {
+            let _ = op.try_adjoint(*b)?;
+        }
+        let total = self.cfg.total_iterations();
+        let mut xs = vec![Array2::<f32>::zeros(op.domain_shape()); sinograms.len()];
+        let mut records = vec![Vec::with_capacity(total); sinograms.len()];
+        let mut sirt_monitor = Monitor::new();
+        for i in 1..=total {
+            let (kind, classes, objective) = match &self.inverter {
+                Some(inv) if self.cfg.is_inversion(i) => {
+                    let (classes, objective) = self.invert_images(inv, net, &mut xs, labels)?;
+                    // the objective is the batch's; per image only for a single image
+                    let objective = objective.filter(|_| xs.len() == 1);
+                    (StepKind::Inversion, classes, objective)
+                }
+                None if self.cfg.is_inversion(i) => {
+                    (StepKind::Inversion, vec![None; xs.len()], None)
+                }
+                _ => {
+                    for (x, b) in xs.iter_mut().zip(sinograms) {
+                        *x = self
+                            .sirt
+                            .reconstruct_with(op, *b, Some(x.view()), &mut sirt_monitor)?
+                            .image;
+                    }
+                    (StepKind::Sirt, vec![None; xs.len()], None)
+                }
+            };
+            for ((rec, x), (b, class)) in records
+                .iter_mut()
+                .zip(&xs)
+                .zip(sinograms.iter().zip(classes))
+            {
+                rec.push(IterationRecord {
+                    iteration: i,
+                    kind,
+                    residual: half_residual(op, x.view(), *b),
+                    psnr: None,
+                    class,
+                    objective,
+                });
+            }
+        }
+        xs.into_iter()
+            .zip(records)
+            .map(|(image, records)| {
+                let mut state = IterState::new(total);
+                for r in &records {
+                    state.advance(Some(r.residual));
+                }
+                Monitor::new().finish(&mut state, Termination::MaxIterations, &image)?;
+                Ok(HybridReconstruction {
+                    image,
+                    records,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// The checks shared by the single and batched entry points.
+    fn check_inputs<N, O>(&self, net: &N, op: &O, labels: &[LabelMode]) -> Result<()>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
+        check_scan(net, op)?;
+        let (_, _, _, bn) = self.cfg.effective_weights();
+        if self.inverter.is_some() && bn > 0.0 && !net.has_batch_norm() {
+            return Err(Error::NoBatchNorm { weight: bn });
+        }
+        for label in labels {
+            if let LabelMode::Oracle(c) = *label {
+                check_class(net, c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One inversion iteration on every image of `xs` at once: the class per label (the
+    /// net's prediction on the current image in the label-free mode), then `steps`
+    /// optimiser steps on the batch. Returns the classes used and the batch objective at
+    /// the first and last step.
     #[allow(clippy::type_complexity)]
-    fn inversion_iteration<N: InvertibleNet + ?Sized>(
+    fn invert_images<N: InvertibleNet + ?Sized>(
         &self,
         inverter: &Inverter,
         net: &N,
-        x: &Array2<f32>,
-        label: LabelMode,
-    ) -> Result<(Array2<f32>, Option<u32>, Option<(f64, f64)>)> {
+        xs: &mut [Array2<f32>],
+        labels: &[LabelMode],
+    ) -> Result<(Vec<Option<u32>>, Option<(f64, f64)>)> {
         let (class_weight, _, _, _) = self.cfg.effective_weights();
-        let init = to_tensor(x.view())?;
+        let (rows, cols) = xs[0].dim();
+        let data: Vec<f32> = xs.iter().flat_map(|x| x.iter().copied()).collect();
+        let init = Tensor::from_vec(data, (xs.len(), 1, rows, cols), &Device::Cpu)?;
         let mut quiet = Monitor::new();
-        let (out, class) = if self.cfg.terms.uses_class() {
-            let class = match label {
-                LabelMode::Oracle(c) => c,
-                LabelMode::Predicted => predict_class(net, x.view())?,
-            };
+        let (out, classes) = if self.cfg.terms.uses_class() {
+            let classes = choose_classes(net, &init, labels)?;
             let objective = WeightedCrossEntropy {
-                ce: CrossEntropy::new(vec![class], Reduction::Mean),
+                ce: CrossEntropy::new(classes.clone(), Reduction::Sum),
                 weight: class_weight,
             };
-            (
-                inverter.run(net, &objective, &init, &mut quiet)?,
-                Some(class),
-            )
+            let out = inverter.run(net, &objective, &init, &mut quiet)?;
+            (out, classes.into_iter().map(Some).collect())
         } else {
-            (inverter.run(net, &no_class, &init, &mut quiet)?, None)
+            (
+                inverter.run(net, &no_class, &init, &mut quiet)?,
+                vec![None; xs.len()],
+            )
         };
         let objective = match (out.history.first(), out.history.last()) {
             (Some(a), Some(b)) => Some((a.total, b.total)),
             _ => None,
         };
-        let image = out
-            .images
-            .into_shape_with_order(x.dim())
-            .map_err(|e| Error::Shape {
-                what: "inverted image",
-                expected: format!("{:?}", x.dim()),
-                got: e.to_string(),
-            })?;
-        Ok((image, class, objective))
+        for (k, x) in xs.iter_mut().enumerate() {
+            x.assign(&out.images.slice(s![k, 0, .., ..]));
+        }
+        Ok((classes, objective))
     }
+}
+
+/// The class of every image: the oracle's, or the net's prediction on `images`
+/// `[b, 1, rows, cols]` (one forward pass for the batch, only if a label is `Predicted`).
+fn choose_classes<N: InvertibleNet + ?Sized>(
+    net: &N,
+    images: &Tensor,
+    labels: &[LabelMode],
+) -> Result<Vec<u32>> {
+    let predicted = if labels.iter().any(|l| matches!(l, LabelMode::Predicted)) {
+        softmax_rows(&net.forward(images)?)?
+            .iter()
+            .map(|p| argmax(p) as u32)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(labels
+        .iter()
+        .enumerate()
+        .map(|(k, l)| match l {
+            LabelMode::Oracle(c) => *c,
+            LabelMode::Predicted => predicted[k],
+        })
+        .collect())
 }
 
 /// `0.5 ||A x - b||^2`, accumulated in f64.

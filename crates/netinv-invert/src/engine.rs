@@ -102,6 +102,11 @@ pub struct InversionConfig {
     pub l2: f64,
     /// Weight of the BatchNorm statistics prior ([`BnStatsPrior`]), default 0 (off).
     pub bn: f64,
+    /// Take the BatchNorm statistics per image (over height and width) instead of over
+    /// the whole batch, default `false` (DeepInversion's batch statistics). With `true`
+    /// each image of a batch is penalised on its own statistics, so a batch inverts as its
+    /// images would one at a time.
+    pub bn_per_image: bool,
     /// Random jitter between steps, default `None`.
     pub jitter: Option<Jitter>,
     /// Iterations (1-based, <= steps) after which the images are kept as snapshots;
@@ -126,6 +131,7 @@ impl Default for InversionConfig {
             tv_isotropic_eps: 1e-3,
             l2: 1e-4,
             bn: 0.0,
+            bn_per_image: false,
             jitter: None,
             snapshots: Vec::new(),
         }
@@ -319,7 +325,7 @@ impl StopRule for TargetProbability {
 /// ```
 pub struct Inverter {
     cfg: InversionConfig,
-    extra: Vec<Box<dyn Prior>>,
+    extra: Vec<Box<dyn Prior + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Inverter {
@@ -353,8 +359,9 @@ impl Inverter {
         })
     }
 
-    /// Adds a prior beyond the ones the config switches on.
-    pub fn with_prior(mut self, prior: impl Prior + 'static) -> Self {
+    /// Adds a prior beyond the ones the config switches on. Priors are `Send + Sync` so
+    /// that one `Inverter` can serve several threads (for example one image per thread).
+    pub fn with_prior(mut self, prior: impl Prior + Send + Sync + 'static) -> Self {
         self.extra.push(Box::new(prior));
         self
     }
@@ -477,8 +484,8 @@ impl Inverter {
         let owned = self.priors()?;
         let priors: Vec<&dyn Prior> = owned
             .iter()
-            .chain(self.extra.iter())
             .map(|p| p.as_ref())
+            .chain(self.extra.iter().map(|p| p.as_ref() as &dyn Prior))
             .collect();
         let bn_prior = (cfg.bn > 0.0)
             .then(|| BnStatsPrior::new(cfg.bn))
@@ -500,7 +507,11 @@ impl Inverter {
                 None => current.clone(),
             };
             let (output, stats) = if bn_prior.is_some() {
-                net.forward_with_bn_stats(&input)?
+                if cfg.bn_per_image {
+                    net.forward_with_image_bn_stats(&input)?
+                } else {
+                    net.forward_with_bn_stats(&input)?
+                }
             } else {
                 (net.forward(&input)?, Vec::new())
             };

@@ -32,6 +32,16 @@ pub trait InvertibleNet {
     fn forward_with_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
         Ok((self.forward(x)?, Vec::new()))
     }
+
+    /// As [`InvertibleNet::forward_with_bn_stats`], with the statistics of every image
+    /// taken over its own height and width (`batch_mean` / `batch_var` of shape `[b, C]`);
+    /// the default returns no statistics.
+    ///
+    /// # Errors
+    /// Shape or candle errors.
+    fn forward_with_image_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
+        Ok((self.forward(x)?, Vec::new()))
+    }
 }
 
 impl InvertibleNet for netinv_models::Classifier {
@@ -54,15 +64,24 @@ impl InvertibleNet for netinv_models::Classifier {
 
     fn forward_with_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
         let (logits, stats) = netinv_models::Classifier::forward_with_bn_stats(self, x)?;
-        let stats = stats
-            .into_iter()
-            .map(|s| BnLayerStats {
-                batch_mean: s.batch_mean,
-                batch_var: s.batch_var,
-                running_mean: s.running_mean,
-                running_var: s.running_var,
-            })
-            .collect();
-        Ok((logits, stats))
+        Ok((logits, layer_stats(stats)))
     }
+
+    fn forward_with_image_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
+        let (logits, stats) = netinv_models::Classifier::forward_with_image_bn_stats(self, x)?;
+        Ok((logits, layer_stats(stats)))
+    }
+}
+
+/// The models crate's statistics as the prior's input.
+fn layer_stats(stats: Vec<netinv_models::BnStats>) -> Vec<BnLayerStats> {
+    stats
+        .into_iter()
+        .map(|s| BnLayerStats {
+            batch_mean: s.batch_mean,
+            batch_var: s.batch_var,
+            running_mean: s.running_mean,
+            running_var: s.running_var,
+        })
+        .collect()
 }

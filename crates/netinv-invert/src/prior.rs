@@ -230,9 +230,11 @@ impl Prior for L2Norm {
 /// the trained network (constants).
 #[derive(Debug, Clone)]
 pub struct BnLayerStats {
-    /// Mean over (batch, h, w) of the layer input for the current images.
+    /// Mean over (batch, h, w) of the layer input for the current images, `[C]`; or per
+    /// image, over (h, w), `[b, C]`.
     pub batch_mean: Tensor,
-    /// Biased variance over (batch, h, w) of the layer input for the current images.
+    /// Biased variance over (batch, h, w) of the layer input for the current images, `[C]`;
+    /// or per image, over (h, w), `[b, C]`.
     pub batch_var: Tensor,
     /// The layer's running mean from training.
     pub running_mean: Tensor,
@@ -272,7 +274,8 @@ impl BnStatsPrior {
     ///
     /// # Errors
     /// [`crate::Error::NoBatchNorm`] for an empty `layers`; [`crate::Error::Shape`] when the
-    /// four tensors of a layer do not share one `[C]` shape; candle errors otherwise.
+    /// running statistics are not `[C]` or the current ones neither `[C]` nor `[b, C]`;
+    /// candle errors otherwise. Per-image statistics `[b, C]` add one norm per image.
     ///
     /// # Examples
     /// ```
@@ -290,15 +293,32 @@ impl BnStatsPrior {
         let Some(first) = layers.first() else {
             return Err(crate::Error::NoBatchNorm);
         };
+        // Per-image statistics `[b, C]` give one norm per image, summed over the batch.
         let norm = |a: &Tensor, b: &Tensor| -> Result<Tensor> {
-            if a.dims() != b.dims() || a.rank() != 1 {
+            let channels = b.dims().first().copied();
+            let fits = b.rank() == 1
+                && match a.dims() {
+                    [c] => Some(*c) == channels,
+                    [_, c] => Some(*c) == channels,
+                    _ => false,
+                };
+            if !fits {
                 return Err(crate::Error::Shape {
-                    expected: format!("two [C] tensors of one shape, got {:?}", a.dims()),
+                    expected: format!(
+                        "statistics [C] or [b, C] and running statistics [C], got {:?}",
+                        a.dims()
+                    ),
                     got: format!("{:?}", b.dims()),
                 });
             }
             let b = b.to_dtype(a.dtype())?;
-            Ok((a - b)?.sqr()?.sum_all()?.affine(1.0, 1e-12)?.sqrt()?)
+            let squared = a.broadcast_sub(&b)?.sqr()?;
+            let per_row = if a.rank() == 2 {
+                squared.sum(1)?
+            } else {
+                squared.sum_all()?
+            };
+            Ok(per_row.affine(1.0, 1e-12)?.sqrt()?.sum_all()?)
         };
         let mut total = Tensor::zeros((), first.batch_mean.dtype(), first.batch_mean.device())?;
         for layer in layers {
@@ -500,6 +520,44 @@ mod tests {
             BnStatsPrior::new(1.0).unwrap().penalty(&[]),
             Err(crate::Error::NoBatchNorm)
         ));
+    }
+
+    #[test]
+    fn per_image_bn_penalty_is_the_sum_of_each_images_penalty() {
+        let dev = Device::Cpu;
+        let t1 = |v: &[f32]| Tensor::new(v, &dev).unwrap();
+        let rows = [[3.0f32, 0.0], [1.0, 2.0]];
+        let vars = [[1.0f32, 2.0], [0.5, 1.0]];
+        let running = (t1(&[0.0, 4.0]), t1(&[1.0, 1.0]));
+        let prior = BnStatsPrior::new(0.5).unwrap();
+        let layer = |mean: Tensor, var: Tensor| BnLayerStats {
+            batch_mean: mean,
+            batch_var: var,
+            running_mean: running.0.clone(),
+            running_var: running.1.clone(),
+        };
+        let both = layer(
+            Tensor::new(&rows, &dev).unwrap(),
+            Tensor::new(&vars, &dev).unwrap(),
+        );
+        let joint = prior.penalty(&[both]).unwrap().to_scalar::<f32>().unwrap();
+        let alone: f32 = (0..2)
+            .map(|b| {
+                prior
+                    .penalty(&[layer(t1(&rows[b]), t1(&vars[b]))])
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            })
+            .sum();
+        // 0.5 * ((5 + 1) + (sqrt(5) + 0.5)): image 0, then image 1
+        assert!((joint - alone).abs() < 1e-5, "{joint} vs {alone}");
+        assert!((joint - 0.5 * (5.0 + 1.0 + 5f32.sqrt() + 0.5)).abs() < 1e-4);
+        let wrong = layer(
+            Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap(),
+            t1(&[1.0, 1.0]),
+        );
+        assert!(prior.penalty(&[wrong]).is_err());
     }
 
     #[test]

@@ -144,7 +144,8 @@ impl ClassifierConfig {
 }
 
 /// Statistics of the input of one BatchNorm layer, for the DeepInversion prior
-/// (Yin et al. 2020). Every field has shape `[C]` (channels of the layer).
+/// (Yin et al. 2020). Every field has shape `[C]` (channels of the layer), except
+/// `batch_mean` and `batch_var` from [`Classifier::forward_with_image_bn_stats`]: `[b, C]`.
 #[derive(Debug, Clone)]
 pub struct BnStats {
     /// Mean of the layer's input over (batch, height, width); differentiable w.r.t. the
@@ -350,6 +351,25 @@ impl Classifier {
     /// # Errors
     /// As [`Classifier::forward`].
     pub fn forward_with_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnStats>)> {
+        self.forward_collecting_bn_stats(x, false)
+    }
+
+    /// As [`Classifier::forward_with_bn_stats`], but the statistics are taken per image,
+    /// over (height, width) only: `batch_mean` and `batch_var` have shape `[b, C]`. The
+    /// statistics of one image then do not depend on the other images of the batch, so a
+    /// batch behaves like its images inverted one at a time.
+    ///
+    /// # Errors
+    /// As [`Classifier::forward`].
+    pub fn forward_with_image_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnStats>)> {
+        self.forward_collecting_bn_stats(x, true)
+    }
+
+    fn forward_collecting_bn_stats(
+        &self,
+        x: &Tensor,
+        per_image: bool,
+    ) -> Result<(Tensor, Vec<BnStats>)> {
         self.check_input(x)?;
         let mut stats = Vec::new();
         let mut h = x.clone();
@@ -357,12 +377,20 @@ impl Classifier {
             let z = block.conv(&h)?;
             let z = match &block.bn {
                 Some(bn) => {
-                    let c = z.dim(1)?;
-                    let zt = z.transpose(0, 1)?.flatten_from(1)?; // [c, b*h*w]
-                    let batch_mean = zt.mean_keepdim(D::Minus1)?;
-                    let batch_var = zt.broadcast_sub(&batch_mean)?.sqr()?.mean(D::Minus1)?;
+                    let (batch_mean, batch_var) = if per_image {
+                        let zt = z.flatten_from(2)?; // [b, c, h*w]
+                        let mean = zt.mean_keepdim(D::Minus1)?;
+                        let var = zt.broadcast_sub(&mean)?.sqr()?.mean(D::Minus1)?;
+                        (mean.squeeze(D::Minus1)?, var)
+                    } else {
+                        let c = z.dim(1)?;
+                        let zt = z.transpose(0, 1)?.flatten_from(1)?; // [c, b*h*w]
+                        let mean = zt.mean_keepdim(D::Minus1)?;
+                        let var = zt.broadcast_sub(&mean)?.sqr()?.mean(D::Minus1)?;
+                        (mean.reshape(c)?, var)
+                    };
                     stats.push(BnStats {
-                        batch_mean: batch_mean.reshape(c)?,
+                        batch_mean,
                         batch_var,
                         running_mean: bn.running_mean().detach(),
                         running_var: bn.running_var().detach(),
@@ -590,6 +618,47 @@ mod tests {
                 }
             }
             let _ = assert_close;
+        }
+    }
+
+    #[test]
+    fn image_bn_stats_are_each_images_own_batch_stats() {
+        let dev = Device::Cpu;
+        let cfg = ClassifierConfig {
+            conv_channels: vec![4, 6],
+            batch_norm: true,
+            hidden: 8,
+            image_size: 12,
+            ..Default::default()
+        };
+        let vm = VarMap::new();
+        let net = Classifier::init(&cfg, &vm, 3, &dev).unwrap();
+        let vals: Vec<f32> = (0..3 * 144)
+            .map(|i| ((i * 53 % 97) as f32) / 97.0)
+            .collect();
+        let x = Tensor::from_vec(vals, (3, 1, 12, 12), &dev).unwrap();
+        let (logits, per_image) = net.forward_with_image_bn_stats(&x).unwrap();
+        assert_eq!(per_image.len(), 2);
+        assert_eq!(per_image[1].batch_mean.dims(), &[3, 6]);
+        assert_eq!(per_image[1].batch_var.dims(), &[3, 6]);
+        let batch_logits = net.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(logits.to_vec2::<f32>().unwrap(), batch_logits);
+        for b in 0..3 {
+            let (_, alone) = net
+                .forward_with_bn_stats(&x.narrow(0, b, 1).unwrap())
+                .unwrap();
+            for (layer, single) in per_image.iter().zip(&alone) {
+                for (ours, theirs) in [
+                    (&layer.batch_mean, &single.batch_mean),
+                    (&layer.batch_var, &single.batch_var),
+                ] {
+                    let ours = ours.get(b).unwrap().to_vec1::<f32>().unwrap();
+                    let theirs = theirs.to_vec1::<f32>().unwrap();
+                    for (a, t) in ours.iter().zip(&theirs) {
+                        assert!((a - t).abs() <= 1e-5 * (1.0 + t.abs()), "{a} vs {t}");
+                    }
+                }
+            }
         }
     }
 
