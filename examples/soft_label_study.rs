@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! cargo run --release --example soft_label_study -- --seeds N --out DIR
-//!     [--epochs 4,20 --steps 1000 --generated-per-real 0.5 --vae runs/vae --judge runs/judge]
+//!     [--epochs 4,20 --steps 1000 --generated-per-real 0.5 --distinct-classes --beta 0.4
+//!      --vae runs/vae --judge runs/judge]
 //! ```
 //!
 //! For every training length in `--epochs`, seed `0..N`, optimiser (SGD: `TrainConfig::sgd()`,
 //! Adam: `TrainConfig::adam()`) and data (`real`: the 8,000 training digits; `real+interp`:
 //! the same plus `generated-per-real x 8,000` interpolations per epoch, decoded on the fly
-//! from `a z1 + (1 - a) z2` of two random training digits with `a ~ U(0, 1)` and labelled
+//! from `a z1 + (1 - a) z2` of two random training digits (of two different classes with
+//! `--distinct-classes`) with `a ~ U(0, 1)` (`Beta(beta, beta)` with `--beta`) and labelled
 //! `a` / `1 - a` on their classes), a netinv-small classifier is trained (the seed sets the
 //! weights and the order) and inverted with Task 1 at the reference settings (1000 Adam
 //! steps, TV 1e-3, L2 1e-4); the judge scores the ten images.
@@ -35,7 +37,7 @@ use candle_nn::VarMap;
 use clap::Parser;
 use netinv::core::{atomic_write_bytes, write_json, Monitor, ProgressObserver};
 use netinv::data::Mnist;
-use netinv::interp::{InterpConfig, InterpolationSource, VaeConfig, VaeTrainConfig};
+use netinv::interp::{AlphaDist, InterpConfig, InterpolationSource, VaeConfig, VaeTrainConfig};
 use netinv::invert::InversionConfig;
 use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
 use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
@@ -60,6 +62,12 @@ struct Args {
     /// Interpolations per real digit and epoch.
     #[arg(long, default_value_t = 0.5)]
     generated_per_real: f64,
+    /// Draw the two digits of a pair from different classes.
+    #[arg(long)]
+    distinct_classes: bool,
+    /// Draw the weights from Beta(BETA, BETA) instead of U(0, 1).
+    #[arg(long)]
+    beta: Option<f64>,
     /// VAE folder (trained there, 30 epochs, if missing).
     #[arg(long, default_value = "runs/vae")]
     vae: PathBuf,
@@ -166,6 +174,11 @@ fn main() -> Result<()> {
     )?;
     let interp_cfg = InterpConfig {
         generated_per_real: args.generated_per_real,
+        distinct_classes: args.distinct_classes,
+        alpha: match args.beta {
+            Some(alpha) => AlphaDist::Beta { alpha },
+            None => AlphaDist::Uniform,
+        },
         ..Default::default()
     };
     let source = InterpolationSource::new(&vae, mnist.train(), interp_cfg, &Device::Cpu)?;
