@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example tsne -- --out DIR [--vae runs/vae --perplexity 30
-//!     --epochs 1000 --theta 0.5 --seed 0 --parallel]
+//!     --epochs 1000 --theta 0.5 --lr 200 --seed 0 --parallel]
 //! ```
 //!
 //! The VAE in `--vae` is trained there first (30 epochs) if missing. Writes `tsne.json`
 //! (`coordinates` [[x, y]; 2000], `labels`, `knn_preservation`: the fraction of each point's
 //! 10 nearest latent neighbours kept among its 10 nearest in 2-D, `seconds` of the t-SNE
-//! fit, the config) and `tsne.png` (scatter coloured by class, with a legend). Without
+//! fit, the config), `tsne.png` (scatter coloured by class, with a legend) and
+//! `latent_means.json` (the embedded points `[2000 x k]` and labels). Without
 //! `--parallel` the fit runs on one thread and repeats bit for bit.
 
 #[path = "interp_support/mod.rs"]
@@ -42,6 +43,9 @@ struct Args {
     /// Barnes-Hut opening angle.
     #[arg(long, default_value_t = 0.5)]
     theta: f64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 200.0)]
+    lr: f64,
     /// Seed of the initial embedding.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -140,6 +144,7 @@ fn main() -> Result<()> {
         perplexity: args.perplexity,
         theta: args.theta,
         epochs: args.epochs,
+        learning_rate: Some(args.lr),
         seed: args.seed,
         deterministic: !args.parallel,
     };
@@ -165,6 +170,11 @@ fn main() -> Result<()> {
             "vae": args.vae,
             "threads": std::env::var("RAYON_NUM_THREADS").ok(),
         }),
+    )?;
+    // The input too, so that other t-SNE implementations can be compared on it.
+    write_json(
+        args.out.join("latent_means.json"),
+        &json!({ "dim": k, "means": means, "labels": test.labels() }),
     )?;
     let font = interp_support::register_font();
     scatter(

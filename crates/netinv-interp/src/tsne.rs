@@ -21,8 +21,8 @@ use crate::{Error, Result};
 
 /// Parameters of [`tsne_2d`].
 ///
-/// Defaults: `perplexity` 30, `theta` 0.5 (Barnes-Hut accuracy), `epochs` 1000, `seed` 0,
-/// `deterministic` true.
+/// Defaults: `perplexity` 30, `theta` 0.5 (Barnes-Hut accuracy), `epochs` 1000,
+/// `learning_rate` 200 (the reference implementation's), `seed` 0, `deterministic` true.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TsneConfig {
@@ -32,6 +32,10 @@ pub struct TsneConfig {
     pub theta: f64,
     /// Gradient iterations (>= 250: the first 250 use early exaggeration).
     pub epochs: usize,
+    /// Gradient-descent step (finite, > 0); `None` for bhtsne's size-scaled default
+    /// `max(n / early_exaggeration / 4, 50)`, which is 50 for 2,000 points and kept fewer
+    /// latent neighbours on the VAE means (10-NN preservation 0.473 against 0.510 at 200).
+    pub learning_rate: Option<f64>,
     /// Seed of the initial embedding (`N(0, 1e-4 I)`, as in the reference implementation).
     pub seed: u64,
     /// Run the gradient descent on one thread, so results repeat bit for bit; `false`
@@ -45,6 +49,7 @@ impl Default for TsneConfig {
             perplexity: 30.0,
             theta: 0.5,
             epochs: 1000,
+            learning_rate: Some(200.0),
             seed: 0,
             deterministic: true,
         }
@@ -68,6 +73,14 @@ impl TsneConfig {
                 "theta",
                 format!("must be finite and > 0, got {}", self.theta),
             ));
+        }
+        if let Some(lr) = self.learning_rate {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(invalid(
+                    "learning_rate",
+                    format!("must be finite and > 0, got {lr}"),
+                ));
+            }
         }
         if self.epochs < 250 {
             return Err(invalid(
@@ -156,6 +169,9 @@ pub fn tsne_2d(points: &[f32], dim: usize, cfg: &TsneConfig) -> Result<Vec<f32>>
         .collect();
     let fit = || {
         let mut tsne: tSNE<f32, &[f32], 2> = tSNE::new(&rows);
+        if let Some(lr) = cfg.learning_rate {
+            tsne.learning_rate(lr as f32);
+        }
         tsne.perplexity(cfg.perplexity as f32)
             .epochs(cfg.epochs)
             .initial_embedding(init.clone())
@@ -352,6 +368,10 @@ mod tests {
             },
             TsneConfig {
                 epochs: 10,
+                ..Default::default()
+            },
+            TsneConfig {
+                learning_rate: Some(0.0),
                 ..Default::default()
             },
         ] {
