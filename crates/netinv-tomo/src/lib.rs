@@ -33,6 +33,7 @@ mod geometry;
 mod noise;
 mod npy;
 mod operator;
+mod par;
 mod phantom;
 mod projector;
 mod reference;

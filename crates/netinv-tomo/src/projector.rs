@@ -320,6 +320,7 @@ impl LinearOperator for RayTransform {
         let mut out = vec![0.0f32; self.geom.n_angles() * n_det];
         out.par_chunks_mut(n_det)
             .zip(self.params.par_iter())
+            .with_min_len(crate::par::min_items(n_det * rows.max(cols)))
             .for_each(|(row, p)| {
                 if p.vertical {
                     self.project_angle(p, &xv, cols, row);
@@ -354,6 +355,7 @@ impl LinearOperator for RayTransform {
         ];
         if !self.vertical.is_empty() {
             xv.par_chunks_mut(cols + 2)
+                .with_min_len(crate::par::min_items(cols * self.vertical.len()))
                 .enumerate()
                 .for_each(|(m, line)| self.backproject_line(&self.vertical, ys, m, line));
         }
@@ -367,6 +369,7 @@ impl LinearOperator for RayTransform {
         ];
         if !self.horizontal.is_empty() {
             xh.par_chunks_mut(rows + 2)
+                .with_min_len(crate::par::min_items(rows * self.horizontal.len()))
                 .enumerate()
                 .for_each(|(m, line)| self.backproject_line(&self.horizontal, ys, m, line));
         }

@@ -139,7 +139,9 @@ impl SparseMatrix {
         assert_eq!(v.len(), self.n_cols, "vector length must be n_cols");
         assert_eq!(out.len(), self.n_rows, "output length must be n_rows");
         const CHUNK: usize = 256;
+        let nnz_per_chunk = CHUNK * self.values.len() / self.n_rows.max(1);
         out.par_chunks_mut(CHUNK)
+            .with_min_len(crate::par::min_items(nnz_per_chunk))
             .enumerate()
             .for_each(|(c, chunk)| {
                 for (o, i) in chunk.iter_mut().zip(c * CHUNK..) {
