@@ -621,8 +621,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn image_bn_stats_are_each_images_own_batch_stats() {
+    /// A tiny BatchNorm net (conv 4 / 6, hidden 8, 12x12 input) and a batch of `n`
+    /// deterministic images in [0, 1) with pattern `(i * step % modulus) / modulus`.
+    fn tiny_bn_net_and_images(
+        seed: u64,
+        n: usize,
+        step: usize,
+        modulus: usize,
+    ) -> (Classifier, Tensor) {
         let dev = Device::Cpu;
         let cfg = ClassifierConfig {
             conv_channels: vec![4, 6],
@@ -632,11 +638,17 @@ mod tests {
             ..Default::default()
         };
         let vm = VarMap::new();
-        let net = Classifier::init(&cfg, &vm, 3, &dev).unwrap();
-        let vals: Vec<f32> = (0..3 * 144)
-            .map(|i| ((i * 53 % 97) as f32) / 97.0)
+        let net = Classifier::init(&cfg, &vm, seed, &dev).unwrap();
+        let vals: Vec<f32> = (0..n * 144)
+            .map(|i| ((i * step % modulus) as f32) / modulus as f32)
             .collect();
-        let x = Tensor::from_vec(vals, (3, 1, 12, 12), &dev).unwrap();
+        let x = Tensor::from_vec(vals, (n, 1, 12, 12), &dev).unwrap();
+        (net, x)
+    }
+
+    #[test]
+    fn image_bn_stats_are_each_images_own_batch_stats() {
+        let (net, x) = tiny_bn_net_and_images(3, 3, 53, 97);
         let (logits, per_image) = net.forward_with_image_bn_stats(&x).unwrap();
         assert_eq!(per_image.len(), 2);
         assert_eq!(per_image[1].batch_mean.dims(), &[3, 6]);
@@ -664,20 +676,7 @@ mod tests {
 
     #[test]
     fn bn_stats_match_training_mode_statistics() {
-        let dev = Device::Cpu;
-        let cfg = ClassifierConfig {
-            conv_channels: vec![4, 6],
-            batch_norm: true,
-            hidden: 8,
-            image_size: 12,
-            ..Default::default()
-        };
-        let vm = VarMap::new();
-        let net = Classifier::init(&cfg, &vm, 5, &dev).unwrap();
-        let vals: Vec<f32> = (0..2 * 144)
-            .map(|i| ((i * 37 % 101) as f32) / 101.0)
-            .collect();
-        let x = Tensor::from_vec(vals, (2, 1, 12, 12), &dev).unwrap();
+        let (net, x) = tiny_bn_net_and_images(5, 2, 37, 101);
         let (_, stats) = net.forward_with_bn_stats(&x).unwrap();
         assert_eq!(stats.len(), 2);
         // Direct computation for the first layer.
