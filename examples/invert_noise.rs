@@ -20,65 +20,30 @@
 #[path = "invert_support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use candle_core::Device;
 use clap::Parser;
 use netinv::invert::InversionConfig;
 
 /// Invert a trained classifier: noise -> digits 0..9.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Checkpoint folder of the classifier to invert.
-    #[arg(long)]
-    model: PathBuf,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    invert: support::InvertArgs,
     /// Seed of the noise start.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of inversion steps.
-    #[arg(long, default_value_t = 1000)]
-    steps: usize,
-    /// Learning rate of Adam on the image.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f64,
-    /// Weight of the squared TV prior (summed over the batch).
-    #[arg(long, default_value_t = 1e-3)]
-    tv: f64,
-    /// Weight of the L2 prior (summed over the batch).
-    #[arg(long, default_value_t = 1e-4)]
-    l2: f64,
-    /// Judge folder (trained there if missing).
-    #[arg(long, default_value = "runs/judge")]
-    judge: PathBuf,
-    /// Skip the judge.
-    #[arg(long)]
-    no_judge: bool,
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let mnist = netinv::data::Mnist::embedded()?;
-    let net = netinv::models::load_frozen(&args.model, &Device::Cpu)?;
-    let judge = if args.no_judge {
-        None
-    } else {
-        Some(support::judge(&args.judge, &mnist)?)
-    };
+    let Args { invert: args, seed } = Args::parse();
+    let (mnist, net, judge) = args.load()?;
     let cfg = InversionConfig {
-        seed: args.seed,
-        steps: args.steps,
-        lr: args.lr,
-        tv: args.tv,
-        l2: args.l2,
+        seed,
         snapshots: [10, 100, 500]
             .into_iter()
             .filter(|&s| s < args.steps)
             .collect(),
-        ..Default::default()
+        ..args.config()
     };
     let t1 = support::task1(&net, judge.as_ref(), mnist.train(), &cfg, &args.out, true)?;
     println!("net predictions   {:?}", t1.net_predictions);

@@ -14,58 +14,20 @@
 #[path = "invert_support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use candle_core::Device;
 use clap::Parser;
-use netinv::invert::InversionConfig;
 
 /// Morph a 9 into an 8 through a trained classifier.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Checkpoint folder of the classifier to invert.
-    #[arg(long)]
-    model: PathBuf,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
-    /// Number of inversion steps.
-    #[arg(long, default_value_t = 1000)]
-    steps: usize,
-    /// Learning rate of Adam on the image.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f64,
-    /// Weight of the squared TV prior.
-    #[arg(long, default_value_t = 1e-3)]
-    tv: f64,
-    /// Weight of the L2 prior.
-    #[arg(long, default_value_t = 1e-4)]
-    l2: f64,
-    /// Judge folder (trained there if missing).
-    #[arg(long, default_value = "runs/judge")]
-    judge: PathBuf,
-    /// Skip the judge.
-    #[arg(long)]
-    no_judge: bool,
+    #[command(flatten)]
+    invert: support::InvertArgs,
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let mnist = netinv::data::Mnist::embedded()?;
-    let net = netinv::models::load_frozen(&args.model, &Device::Cpu)?;
-    let judge = if args.no_judge {
-        None
-    } else {
-        Some(support::judge(&args.judge, &mnist)?)
-    };
-    let cfg = InversionConfig {
-        steps: args.steps,
-        lr: args.lr,
-        tv: args.tv,
-        l2: args.l2,
-        ..Default::default()
-    };
+    let args = Args::parse().invert;
+    let (mnist, net, judge) = args.load()?;
+    let cfg = args.config();
     let t2 = support::task2(&net, judge.as_ref(), mnist.test(), &cfg, &args.out, true)?;
     println!(
         "test image {} (a 9): net says 8 first at iteration {:?}, judge at {:?}; final: net {}, judge {:?}",

@@ -356,3 +356,60 @@ pub fn task2(
 pub fn path(s: &str) -> PathBuf {
     PathBuf::from(s)
 }
+
+/// The flags shared by the single-net inversion examples (`invert_noise`, `morph_digit`);
+/// their defaults are the reference settings.
+#[derive(Debug, clap::Args)]
+pub struct InvertArgs {
+    /// Checkpoint folder of the classifier to invert.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of inversion steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Learning rate of Adam on the image.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// Weight of the squared TV prior (summed over the batch).
+    #[arg(long, default_value_t = 1e-3)]
+    pub tv: f64,
+    /// Weight of the L2 prior (summed over the batch).
+    #[arg(long, default_value_t = 1e-4)]
+    pub l2: f64,
+    /// Judge folder (trained there if missing).
+    #[arg(long, default_value = "runs/judge")]
+    pub judge: PathBuf,
+    /// Skip the judge.
+    #[arg(long)]
+    pub no_judge: bool,
+}
+
+impl InvertArgs {
+    /// The embedded digits, the frozen net of `--model` and the judge (unless
+    /// `--no-judge`).
+    pub fn load(&self) -> Result<(Mnist, Classifier, Option<Judge>)> {
+        let mnist = Mnist::embedded()?;
+        let net = load_frozen(&self.model, &Device::Cpu)
+            .with_context(|| format!("model in {}", self.model.display()))?;
+        let judge = if self.no_judge {
+            None
+        } else {
+            Some(judge(&self.judge, &mnist)?)
+        };
+        Ok((mnist, net, judge))
+    }
+
+    /// The reference inversion settings with the flags' steps, lr, TV and L2 weights.
+    pub fn config(&self) -> InversionConfig {
+        InversionConfig {
+            steps: self.steps,
+            lr: self.lr,
+            tv: self.tv,
+            l2: self.l2,
+            ..Default::default()
+        }
+    }
+}
