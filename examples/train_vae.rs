@@ -1,7 +1,7 @@
 //! Trains the convolutional VAE of netinv-interp on the 8,000 embedded training digits.
 //!
 //! ```text
-//! cargo run --release --example train_vae -- [--out runs/vae --epochs 10 --latent 16
+//! cargo run --release --example train_vae -- [--out runs/vae --epochs 30 --latent 16
 //!     --seed 0 --judge runs/judge]
 //! ```
 //!
@@ -34,8 +34,8 @@ struct Args {
     /// Output folder (the checkpoint goes here too).
     #[arg(long, default_value = "runs/vae")]
     out: PathBuf,
-    /// Training epochs.
-    #[arg(long, default_value_t = 10)]
+    /// Training epochs (the other examples train 30 when they find no VAE).
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
     /// Latent dimension.
     #[arg(long, default_value_t = 16)]
