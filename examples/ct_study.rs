@@ -730,9 +730,7 @@ fn main() -> Result<()> {
         for recs in &mut arms {
             recs.sort_by_key(|(arm, _)| *arm);
         }
-        let results = arms.into_iter().enumerate().map(Ok::<_, anyhow::Error>);
-        for r in results {
-            let (i, recs) = r?;
+        for (i, recs) in arms.into_iter().enumerate() {
             let truth = test.image(i).to_owned();
             for (arm, rec) in &recs {
                 let (m, p, q) = metrics(&truth, rec)?;
