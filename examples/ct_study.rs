@@ -35,6 +35,9 @@
 //! training digits (and cached in `--out/model`). The 95% CI is `1.96 s / sqrt(n)`.
 //! PSNR is capped at 100 dB (exact reconstructions).
 
+#[path = "plot_support/mod.rs"]
+mod plot_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -806,7 +809,7 @@ fn main() -> Result<()> {
             "seconds": start.elapsed().as_secs_f64(),
         }),
     )?;
-    let font = register_font();
+    let font = plot_support::register_font();
     for &noise in &noises {
         for metric in ["psnr", "ssim", "mse"] {
             let path = args
@@ -850,28 +853,6 @@ const COLORS: [(u8, u8, u8); 10] = [
 const COLOR_NAMES: [&str; 10] = [
     "grey", "black", "brown", "blue", "red", "orange", "green", "purple", "cyan", "pink",
 ];
-
-/// Registers DejaVu Sans for plot text if the system has it; returns whether it did.
-fn register_font() -> bool {
-    for p in [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ] {
-        if let Ok(bytes) = std::fs::read(p) {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                bytes,
-            )
-            .is_ok()
-            {
-                return true;
-            }
-        }
-    }
-    false
-}
 
 fn plot_metric(
     path: &Path,
@@ -986,14 +967,7 @@ fn plot_metric(
         }
         root.present()?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    atomic_write_bytes(path, &bytes)?;
-    Ok(())
+    plot_support::write_rgb_png(path, w, h, buf)
 }
 
 /// Grid: one row per (digit, angle count) of the first digits, columns truth + every arm.

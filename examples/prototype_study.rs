@@ -18,6 +18,8 @@
 //! and `embedding_<kind>_d3_s<seed>.png` (the same in 3-D, projected on the first two
 //! coordinates).
 
+#[path = "plot_support/mod.rs"]
+mod plot_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
@@ -28,7 +30,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
 use clap::Parser;
-use netinv::core::{atomic_write_bytes, write_json, Monitor};
+use netinv::core::{write_json, Monitor};
 use netinv::data::Dataset;
 use netinv::invert::{InversionConfig, Inverter, Judge};
 use netinv::models::train::{evaluate, evaluate_with, OptimizerKind, TrainConfig, Trainer};
@@ -305,11 +307,7 @@ fn plot_embeddings(
         )?;
         root.present()?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    atomic_write_bytes(path, &png)?;
-    Ok(())
+    plot_support::write_rgb_png(path, w, h, buf)
 }
 
 fn summary(rows: &[Row], baselines: &[Baseline], dims: &[usize]) {

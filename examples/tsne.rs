@@ -14,14 +14,16 @@
 
 #[path = "interp_support/mod.rs"]
 mod interp_support;
+#[path = "plot_support/mod.rs"]
+mod plot_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 use clap::Parser;
-use netinv::core::{atomic_write_bytes, write_json};
+use netinv::core::write_json;
 use netinv::interp::{knn_preservation, tsne_2d, TsneConfig, VaeConfig, VaeTrainConfig};
 use serde_json::json;
 
@@ -114,14 +116,7 @@ fn scatter(path: &Path, xy: &[f32], labels: &[u8], title: &str, font: bool) -> R
         }
         root.present()?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer")?;
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    atomic_write_bytes(path, &bytes)?;
-    Ok(())
+    plot_support::write_rgb_png(path, w, h, buf)
 }
 
 fn main() -> Result<()> {
@@ -176,7 +171,7 @@ fn main() -> Result<()> {
         args.out.join("latent_means.json"),
         &json!({ "dim": k, "means": means, "labels": test.labels() }),
     )?;
-    let font = interp_support::register_font();
+    let font = plot_support::register_font();
     scatter(
         &args.out.join("tsne.png"),
         &xy,

@@ -87,25 +87,3 @@ pub fn to_array4(t: &Tensor) -> Result<Array4<f32>> {
     let v = t.flatten_all()?.to_vec1::<f32>()?;
     Ok(Array4::from_shape_vec((n, c, h, w), v)?)
 }
-
-/// Registers DejaVu Sans for plot text if the system has it; returns whether it did.
-pub fn register_font() -> bool {
-    for p in [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ] {
-        if let Ok(bytes) = std::fs::read(p) {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                bytes,
-            )
-            .is_ok()
-            {
-                return true;
-            }
-        }
-    }
-    false
-}
