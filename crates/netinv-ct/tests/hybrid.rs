@@ -71,6 +71,19 @@ fn plain_sirt(op: &impl LinearOperator, sino: &Array2<f32>, iterations: usize) -
         .image
 }
 
+/// Runs the hybrid loop with `cfg` on `sino` (no reference image, a quiet monitor).
+fn reconstruct(
+    cfg: HybridConfig,
+    op: &impl LinearOperator,
+    sino: &Array2<f32>,
+    label: LabelMode,
+) -> netinv_ct::HybridReconstruction {
+    HybridReconstructor::new(cfg)
+        .unwrap()
+        .reconstruct(trained(), op, sino.view(), label, None, &mut Monitor::new())
+        .unwrap()
+}
+
 fn bits(a: &Array2<f32>) -> Vec<u32> {
     a.iter().map(|v| v.to_bits()).collect()
 }
@@ -93,17 +106,7 @@ fn one_inversion_step_lowers_the_class_loss_on_a_sirt_image() {
             terms: InversionTerms::ClassOnly,
             ..Default::default()
         };
-        let rec = HybridReconstructor::new(cfg)
-            .unwrap()
-            .reconstruct(
-                net,
-                &op,
-                sino.view(),
-                LabelMode::Oracle(label),
-                None,
-                &mut Monitor::new(),
-            )
-            .unwrap();
+        let rec = reconstruct(cfg, &op, &sino, LabelMode::Oracle(label));
         assert_eq!(rec.records.len(), 51);
         assert_eq!(rec.records[50].kind, StepKind::Inversion);
         assert_eq!(rec.records[50].class, Some(label));
@@ -117,7 +120,6 @@ fn one_inversion_step_lowers_the_class_loss_on_a_sirt_image() {
 
 #[test]
 fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
-    let net = trained();
     let op = scan_operator(28, 4).unwrap();
     let (truth, label) = digit(7);
     let sino = op.apply(truth.view());
@@ -151,10 +153,7 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
         ),
     ];
     for (k, (cfg, label)) in arms.into_iter().enumerate() {
-        let rec = HybridReconstructor::new(cfg.clone())
-            .unwrap()
-            .reconstruct(net, &op, sino.view(), label, None, &mut Monitor::new())
-            .unwrap();
+        let rec = reconstruct(cfg.clone(), &op, &sino, label);
         if cfg.inversion_per_cycle == 0 {
             // no inversion iterations at all: 100 SIRT iterations
             assert_eq!(
@@ -168,17 +167,7 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
         assert_eq!(rec.records.len(), 100);
     }
     // and with the default weights the inversion does change the image
-    let rec = HybridReconstructor::new(base)
-        .unwrap()
-        .reconstruct(
-            net,
-            &op,
-            sino.view(),
-            LabelMode::Oracle(label),
-            None,
-            &mut Monitor::new(),
-        )
-        .unwrap();
+    let rec = reconstruct(base, &op, &sino, LabelMode::Oracle(label));
     assert_ne!(bits(&rec.image), bits(&reference));
 }
 
@@ -228,28 +217,8 @@ fn label_free_mode_uses_the_prediction_on_the_current_image() {
     }
     assert_eq!(n_inv, 10);
     // Deterministic: the same call gives the same image.
-    let again = HybridReconstructor::new(rec_cfg())
-        .unwrap()
-        .reconstruct(
-            net,
-            &op,
-            sino.view(),
-            LabelMode::Predicted,
-            None,
-            &mut Monitor::new(),
-        )
-        .unwrap();
-    let once = HybridReconstructor::new(rec_cfg())
-        .unwrap()
-        .reconstruct(
-            net,
-            &op,
-            sino.view(),
-            LabelMode::Predicted,
-            None,
-            &mut Monitor::new(),
-        )
-        .unwrap();
+    let again = reconstruct(rec_cfg(), &op, &sino, LabelMode::Predicted);
+    let once = reconstruct(rec_cfg(), &op, &sino, LabelMode::Predicted);
     assert_eq!(bits(&again.image), bits(&once.image));
 }
 
