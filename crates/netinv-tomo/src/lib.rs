@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod batch;
 mod error;
 mod fbp;
 mod geometry;
@@ -43,6 +44,7 @@ mod tv;
 
 pub use ndarray;
 
+pub use batch::{stack_images, unstack_images};
 pub use error::{Error, Result};
 pub use fbp::{Fbp, FbpConfig, FbpFilter};
 pub use geometry::ParallelBeam2d;

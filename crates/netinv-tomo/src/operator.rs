@@ -1,6 +1,6 @@
 //! The linear-operator trait: an apply / adjoint pair on 2-D arrays.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
 
 use crate::error::check_array;
 use crate::Result;
@@ -58,6 +58,33 @@ pub trait LinearOperator: Sync {
         x
     }
 
+    /// `Y = A X` for a batch of images stored pixel-major: `x` is `[rows, cols, batch]`
+    /// (image `k` is `x[.., .., k]`, see [`stack_images`](crate::stack_images)) and `y`
+    /// `[angles, detectors, batch]`, overwritten. The default applies
+    /// [`apply_into`](Self::apply_into) image by image; operators with a faster batched
+    /// form ([`CsrOperator`](crate::CsrOperator)) override it with the same results.
+    ///
+    /// # Panics
+    /// If the shapes do not match the operator or the batch sizes differ.
+    fn apply_batch_into(&self, x: ArrayView3<f32>, mut y: ArrayViewMut3<f32>) {
+        assert_batch_shapes(self.domain_shape(), x.dim(), self.range_shape(), y.dim());
+        for (xk, yk) in x.axis_iter(Axis(2)).zip(y.axis_iter_mut(Axis(2))) {
+            self.apply_into(xk, yk);
+        }
+    }
+
+    /// `X = A^T Y` for a batch stored as in [`apply_batch_into`](Self::apply_batch_into):
+    /// `y` is `[angles, detectors, batch]`, `x` `[rows, cols, batch]`, overwritten.
+    ///
+    /// # Panics
+    /// If the shapes do not match the operator or the batch sizes differ.
+    fn adjoint_batch_into(&self, y: ArrayView3<f32>, mut x: ArrayViewMut3<f32>) {
+        assert_batch_shapes(self.domain_shape(), x.dim(), self.range_shape(), y.dim());
+        for (yk, xk) in y.axis_iter(Axis(2)).zip(x.axis_iter_mut(Axis(2))) {
+            self.adjoint_into(yk, xk);
+        }
+    }
+
     /// [`apply`](Self::apply) after checking the shape and finiteness of `x`.
     ///
     /// # Errors
@@ -94,4 +121,25 @@ pub(crate) fn assert_shapes(
         got_out, expected_out,
         "{what_out} has shape {got_out:?}, expected {expected_out:?}"
     );
+}
+
+/// Checks the shapes of a batched call (`[.., .., batch]` on both sides) and panics with a
+/// clear message otherwise.
+pub(crate) fn assert_batch_shapes(
+    domain: (usize, usize),
+    image: (usize, usize, usize),
+    range: (usize, usize),
+    sinogram: (usize, usize, usize),
+) {
+    assert_eq!(
+        (image.0, image.1),
+        domain,
+        "image batch has shape {image:?}, expected {domain:?} x batch"
+    );
+    assert_eq!(
+        (sinogram.0, sinogram.1),
+        range,
+        "sinogram batch has shape {sinogram:?}, expected {range:?} x batch"
+    );
+    assert_eq!(image.2, sinogram.2, "image and sinogram batch sizes differ");
 }

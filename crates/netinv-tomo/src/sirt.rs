@@ -1,9 +1,10 @@
 //! SIRT, exactly as ASTRA's CPU `SIRT` algorithm.
 
-use ndarray::{Array2, ArrayView2, Zip};
-use netinv_core::{IterState, MaxIterations, Monitor, Termination};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+use netinv_core::{IterState, MaxIterations, Monitor, StopRule, Termination};
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{flat, flat_mut, stack_images, BatchProgress, Observe, Stopped};
 use crate::error::check_array;
 use crate::{Error, LinearOperator, Result};
 
@@ -154,35 +155,123 @@ impl Sirt {
         monitor: &mut Monitor<'_, Array2<f32>>,
     ) -> Result<Reconstruction> {
         check_array("sinogram", op.range_shape(), sinogram)?;
-        let mut x = match initial {
+        let x = match initial {
             Some(init) => {
                 check_array("initial image", op.domain_shape(), init)?;
                 init.to_owned()
             }
             None => Array2::zeros(op.domain_shape()),
         };
+        let x = x.insert_axis(Axis(2)).as_standard_layout().into_owned();
+        let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
+            Ok(monitor.after_iteration(state, &x.to_owned())?)
+        };
+        let (image, mut state, reason) = self
+            .run(op, sinogram.insert_axis(Axis(2)), x, &mut observe)?
+            .pop()
+            .expect("a batch of one image gives one result");
+        finish(monitor, &mut state, reason, &image)?;
+        Ok(Reconstruction { image, state })
+    }
+
+    /// Reconstructs every sinogram of a batch, from `initial` (one image per sinogram) or
+    /// zero: the same result for each as [`reconstruct_with`](Self::reconstruct_with)
+    /// (bit for bit with a [`CsrOperator`](crate::CsrOperator)), with one batched forward
+    /// and adjoint projection per iteration and the weights computed once.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `sinograms` is empty, if `initial` has another length, or if an
+    /// array does not match the operator; [`Error::NonFinite`] for NaN or infinities.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{shepp_logan, CsrOperator, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig};
+    /// let ray = RayTransform::new(ParallelBeam2d::uniform(16, 16, 8, 24, 1.0).unwrap()).unwrap();
+    /// let op = CsrOperator::new(&ray);
+    /// let truth = shepp_logan(16, 16).unwrap();
+    /// let sinograms = [op.apply(truth.view()), op.apply(truth.t().view())];
+    /// let views: Vec<_> = sinograms.iter().map(|s| s.view()).collect();
+    /// let sirt = Sirt::new(SirtConfig { iterations: 20, ..Default::default() }).unwrap();
+    /// let batch = sirt.reconstruct_batch(&op, &views, None).unwrap();
+    /// assert_eq!(batch[1].image, sirt.reconstruct(&op, views[1]).unwrap().image);
+    /// ```
+    pub fn reconstruct_batch<O: LinearOperator + ?Sized>(
+        &self,
+        op: &O,
+        sinograms: &[ArrayView2<f32>],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<Vec<Reconstruction>> {
+        for b in sinograms {
+            check_array("sinogram", op.range_shape(), *b)?;
+        }
+        let batch = stack_images(sinograms)?;
+        let (rows, cols) = op.domain_shape();
+        let x = match initial {
+            Some(init) => {
+                if init.len() != sinograms.len() {
+                    return Err(Error::Shape {
+                        what: "initial images",
+                        expected: format!("{} (one per sinogram)", sinograms.len()),
+                        got: init.len().to_string(),
+                    });
+                }
+                for x in init {
+                    check_array("initial image", (rows, cols), *x)?;
+                }
+                stack_images(init)?
+            }
+            None => Array3::zeros((rows, cols, sinograms.len())),
+        };
+        let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
+        self.run(op, batch.view(), x, &mut quiet)?
+            .into_iter()
+            .map(|(image, mut state, reason)| {
+                finish(&mut Monitor::new(), &mut state, reason, &image)?;
+                Ok(Reconstruction { image, state })
+            })
+            .collect()
+    }
+
+    /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
+    /// initial images `[rows, cols, batch]` in standard layout; `observe` as in
+    /// [`BatchProgress::end_iteration`].
+    fn run<O: LinearOperator + ?Sized>(
+        &self,
+        op: &O,
+        sinograms: ArrayView3<f32>,
+        mut x: Array3<f32>,
+        observe: &mut Observe<'_>,
+    ) -> Result<Vec<Stopped>> {
+        let batch = x.dim().2;
+        let sinograms = sinograms.as_standard_layout();
         let (row_w, col_w) = sirt_weights(op, self.config.relaxation);
-        let mut residual = Array2::<f32>::zeros(op.range_shape());
-        let mut update = Array2::<f32>::zeros(op.domain_shape());
-        let mut state = IterState::new(self.config.iterations);
+        let (row_w, col_w) = (row_w.as_standard_layout(), col_w.as_standard_layout());
+        let mut residual = Array3::<f32>::zeros(sinograms.dim());
+        let mut update = Array3::<f32>::zeros(x.dim());
+        let mut progress = BatchProgress::new(batch, self.config.iterations);
         let mut budget = MaxIterations(self.config.iterations);
         let (lo, hi) = (self.config.min, self.config.max);
-        let reason = loop {
-            op.apply_into(x.view(), residual.view_mut());
-            let mut cost = 0.0f64;
-            Zip::from(&mut residual)
-                .and(&sinogram)
-                .and(&row_w)
-                .for_each(|r, &b, &w| {
-                    let d = b - *r;
-                    cost += (d as f64) * (d as f64);
-                    *r = d * w;
-                });
-            op.adjoint_into(residual.view(), update.view_mut());
-            Zip::from(&mut x)
-                .and(&update)
-                .and(&col_w)
-                .for_each(|x, &u, &w| {
+        while progress.running() {
+            op.apply_batch_into(x.view(), residual.view_mut());
+            let mut cost = vec![0.0f64; batch];
+            let rays = flat_mut(&mut residual)
+                .chunks_exact_mut(batch)
+                .zip(sinograms.as_slice().unwrap_or(&[]).chunks_exact(batch))
+                .zip(row_w.as_slice().unwrap_or(&[]));
+            for ((r, b), &w) in rays {
+                for k in 0..batch {
+                    let d = b[k] - r[k];
+                    cost[k] += (d as f64) * (d as f64);
+                    r[k] = d * w;
+                }
+            }
+            op.adjoint_batch_into(residual.view(), update.view_mut());
+            let pixels = flat_mut(&mut x)
+                .chunks_exact_mut(batch)
+                .zip(flat(&update).chunks_exact(batch))
+                .zip(col_w.as_slice().unwrap_or(&[]));
+            for ((x, u), &w) in pixels {
+                for (x, &u) in x.iter_mut().zip(u) {
                     let mut v = *x + u * w;
                     if let Some(lo) = lo {
                         v = v.max(lo);
@@ -191,17 +280,14 @@ impl Sirt {
                         v = v.min(hi);
                     }
                     *x = v;
-                });
-            state.advance(Some(0.5 * cost));
-            if let Some(reason) = monitor.after_iteration(&state, &x)? {
-                break reason;
+                }
             }
-            if let Some(reason) = netinv_core::StopRule::check(&mut budget, &state) {
-                break reason;
-            }
-        };
-        finish(monitor, &mut state, reason, &x)?;
-        Ok(Reconstruction { image: x, state })
+            let cost: Vec<f64> = cost.iter().map(|c| 0.5 * c).collect();
+            progress.end_iteration(x.view(), &cost, None, observe, |_, state| {
+                budget.check(state)
+            })?;
+        }
+        Ok(progress.finish())
     }
 }
 
