@@ -9,7 +9,9 @@
 //! Each benchmark runs inside a rayon pool of 1 or 2 threads. `.../1thread-cpu` is measured
 //! in process CPU time (all threads of the process, `CLOCK_PROCESS_CPUTIME_ID`, in ns; the
 //! figure ASTRA's script measures with `time.process_time`), the others in wall time. `sirt-iter/*` times a whole 20-iteration SIRT run (weights included, as ASTRA's
-//! `run(20)`) and reports it per iteration.
+//! `run(20)`) and reports it per iteration. `tv-pdhg-digits/*` solves 64 digit-sized
+//! (28x28, 30 angles) TV problems, 200 PDHG iterations each, one by one and as one batch
+//! (`TvPdhg::reconstruct_batch`), and reports the time per image and iteration.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -23,11 +25,14 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ndarray::Array2;
 use netinv::tomo::{
     CsrOperator, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig,
+    TvConfig, TvPdhg,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const SIRT_ITERS: usize = 20;
+const DIGITS: usize = 64;
+const PDHG_ITERS: usize = 200;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -64,7 +69,34 @@ fn workloads<'a>(
     let sirt2 = sirt.clone();
     let sirt3 = sirt.clone();
     let fbp = Fbp::new(FbpConfig::default()).expect("fbp");
+    let pdhg = TvPdhg::new(TvConfig {
+        weight: 0.02,
+        iterations: PDHG_ITERS,
+        min: Some(0.0),
+        max: Some(1.0),
+        ..Default::default()
+    })
+    .expect("pdhg");
+    let pdhg2 = pdhg.clone();
+    let per_image_iteration = (DIGITS * PDHG_ITERS) as u32;
     vec![
+        (
+            "tv-pdhg-digits/64x28px-30ang-one-by-one".into(),
+            Box::new(move || {
+                for y in &data.digit_sinograms {
+                    black_box(pdhg.reconstruct(&data.csr28, y.view()).expect("pdhg"));
+                }
+            }),
+            per_image_iteration,
+        ),
+        (
+            "tv-pdhg-digits/64x28px-30ang-batched".into(),
+            Box::new(move || {
+                let views: Vec<_> = data.digit_sinograms.iter().map(|y| y.view()).collect();
+                black_box(pdhg2.reconstruct_batch(&data.csr28, &views).expect("pdhg"));
+            }),
+            per_image_iteration,
+        ),
         (
             "project/128px-90ang".into(),
             Box::new(move || {
@@ -125,6 +157,8 @@ fn workloads<'a>(
 }
 
 struct Data {
+    csr28: CsrOperator,
+    digit_sinograms: Vec<Array2<f32>>,
     x128: Array2<f32>,
     y128: Array2<f32>,
     y256: Array2<f32>,
@@ -137,7 +171,18 @@ fn setup() -> (RayTransform, CsrOperator, RayTransform, Data) {
     let x128 = random((128, 128), 1);
     let y128 = op128.apply(x128.view());
     let y256 = op256.apply(random((256, 256), 2).view());
-    (op128, csr128, op256, Data { x128, y128, y256 })
+    let csr28 = CsrOperator::new(&operator(28, 30));
+    let digit_sinograms = (0..DIGITS as u64)
+        .map(|k| csr28.apply(random((28, 28), 10 + k).view()))
+        .collect();
+    let data = Data {
+        csr28,
+        digit_sinograms,
+        x128,
+        y128,
+        y256,
+    };
+    (op128, csr128, op256, data)
 }
 
 fn bench_cpu(c: &mut Criterion<CpuTime>) {

@@ -39,7 +39,6 @@
 mod plot_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -63,7 +62,6 @@ use netinv::tomo::{
     poisson_noise, CsrOperator, Fbp, FbpConfig, LinearOperator, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -119,8 +117,9 @@ struct Args {
     /// Training epochs when no --model is given.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
-    /// Worker threads over images (and of candle's kernels). On a shared 2-core machine
-    /// 2 threads cost 4x the CPU time of 1 for the same work (measured), hence 1.
+    /// Threads of the batched projections and of candle's kernels. Every method runs on
+    /// all digits of a setting as one batch; on a shared 2-core machine extra threads
+    /// cost more CPU time than they save wall time (measured), hence 1.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Seed of the noise.
@@ -272,6 +271,49 @@ fn tv_config(weight: f32, iterations: usize) -> TvConfig {
     }
 }
 
+/// The validation digits and their data at one setting (the noise seeded apart from the
+/// test digits').
+fn val_data(
+    val: &Dataset,
+    op: &CsrOperator,
+    noise: Option<f64>,
+    seed: u64,
+) -> Result<(Vec<Array2<f32>>, Vec<Array2<f32>>)> {
+    let truths: Vec<Array2<f32>> = (0..val.len()).map(|i| val.image(i).to_owned()).collect();
+    let sinos = truths
+        .iter()
+        .enumerate()
+        .map(|(i, t)| sinogram(op, t, noise, seed ^ 0x5eed_0000 ^ i as u64))
+        .collect::<Result<_>>()?;
+    Ok((truths, sinos))
+}
+
+/// Mean PSNR (capped) of reconstructions against their truths.
+fn mean_psnr<'a>(
+    truths: &[Array2<f32>],
+    recs: impl IntoIterator<Item = &'a Array2<f32>>,
+) -> Result<f64> {
+    let psnrs: Vec<f64> = truths
+        .iter()
+        .zip(recs)
+        .map(|(t, r)| Ok(psnr(t.view(), r.view(), 1.0)?.min(PSNR_CAP)))
+        .collect::<Result<_>>()?;
+    Ok(psnrs.iter().sum::<f64>() / psnrs.len() as f64)
+}
+
+/// The candidate with the highest score.
+fn best_of<T: Copy>(scores: &[(T, f64)]) -> Result<T> {
+    scores
+        .iter()
+        .copied()
+        .fold(None, |b: Option<(T, f64)>, s| match b {
+            Some(b) if b.1 >= s.1 => Some(b),
+            _ => Some(s),
+        })
+        .map(|b| b.0)
+        .context("no candidate to tune over")
+}
+
 /// Tunes the TV weight on validation (training) digits: the grid value with the best mean
 /// PSNR.
 fn tune_tv(
@@ -282,26 +324,14 @@ fn tune_tv(
     seed: u64,
 ) -> Result<(f32, Vec<(f32, f64)>)> {
     let grid = [1e-3f32, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+    let (truths, sinos) = val_data(val, op, noise, seed)?;
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
     let mut scores = Vec::new();
     for &w in &grid {
-        let solver = TvPdhg::new(tv_config(w, iterations))?;
-        let psnrs: Vec<f64> = (0..val.len())
-            .into_par_iter()
-            .map(|i| -> Result<f64> {
-                let truth = val.image(i).to_owned();
-                let sino = sinogram(op, &truth, noise, seed ^ 0x5eed_0000 ^ i as u64)?;
-                let rec = solver.reconstruct(op, sino.view())?.image;
-                Ok(psnr(truth.view(), rec.view(), 1.0)?.min(PSNR_CAP))
-            })
-            .collect::<Result<_>>()?;
-        scores.push((w, psnrs.iter().sum::<f64>() / psnrs.len() as f64));
+        let recs = TvPdhg::new(tv_config(w, iterations))?.reconstruct_batch(op, &views)?;
+        scores.push((w, mean_psnr(&truths, recs.iter().map(|r| &r.image))?));
     }
-    let best =
-        scores.iter().copied().fold(
-            (grid[0], f64::NEG_INFINITY),
-            |b, s| if s.1 > b.1 { s } else { b },
-        );
-    Ok((best.0, scores))
+    Ok((best_of(&scores)?, scores))
 }
 
 /// Loads `--model` or trains a BatchNorm netinv-small (cached in `out/model`).
@@ -408,42 +438,23 @@ fn tune_pg_class(
     iterations: usize,
     seed: u64,
 ) -> Result<(f64, Vec<(f64, f64)>)> {
-    let sirt = sirt100()?;
+    let (truths, sinos) = val_data(val, op, noise, seed)?;
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    let inits = sirt100()?.reconstruct_batch(op, &views, None)?;
+    let init_views: Vec<_> = inits.iter().map(|r| r.image.view()).collect();
+    let labels = vec![LabelMode::Predicted; views.len()];
     let mut scores = Vec::new();
     for &w in &PG_CLASS_WEIGHTS {
-        let solver = pg_solver(iterations, w)?;
-        let psnrs: Vec<f64> = (0..val.len())
-            .into_par_iter()
-            .map(|i| -> Result<f64> {
-                let truth = val.image(i).to_owned();
-                let sino = sinogram(op, &truth, noise, seed ^ 0x5eed_0000 ^ i as u64)?;
-                let init = sirt.reconstruct(op, sino.view())?.image;
-                let rec = solver
-                    .reconstruct(
-                        net,
-                        op,
-                        sino.view(),
-                        LabelMode::Predicted,
-                        Some(init.view()),
-                        &mut Monitor::new(),
-                    )?
-                    .image;
-                Ok(psnr(truth.view(), rec.view(), 1.0)?.min(PSNR_CAP))
-            })
-            .collect::<Result<_>>()?;
-        scores.push((w, psnrs.iter().sum::<f64>() / psnrs.len() as f64));
+        let recs = pg_solver(iterations, w)?.reconstruct_batch(
+            net,
+            op,
+            &views,
+            &labels,
+            Some(&init_views),
+        )?;
+        scores.push((w, mean_psnr(&truths, recs.iter().map(|r| &r.image))?));
     }
-    let best = scores
-        .iter()
-        .copied()
-        .fold((PG_CLASS_WEIGHTS[0], f64::NEG_INFINITY), |b, s| {
-            if s.1 > b.1 {
-                s
-            } else {
-                b
-            }
-        });
-    Ok((best.0, scores))
+    Ok((best_of(&scores)?, scores))
 }
 
 /// SIRT-100 with the box [0, 1].
@@ -483,32 +494,22 @@ fn tune_hybrid(
     base: &HybridConfig,
     seed: u64,
 ) -> Result<(HybridConfig, Vec<(String, f64)>)> {
-    let mut best: Option<(HybridConfig, f64)> = None;
+    let (truths, sinos) = val_data(val, op, noise, seed)?;
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    let labels = vec![LabelMode::Predicted; views.len()];
+    let candidates = hybrid_candidates(base);
     let mut scores = Vec::new();
-    for cand in hybrid_candidates(base) {
-        let hybrid = HybridReconstructor::new(cand.clone())?;
-        let truths: Vec<Array2<f32>> = (0..val.len()).map(|i| val.image(i).to_owned()).collect();
-        let sinos: Vec<Array2<f32>> = truths
-            .iter()
-            .enumerate()
-            .map(|(i, t)| sinogram(op, t, noise, seed ^ 0x5eed_0000 ^ i as u64))
-            .collect::<Result<_>>()?;
-        let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    for (k, cand) in candidates.iter().enumerate() {
         let recs =
-            hybrid.reconstruct_batch(net, op, &views, &vec![LabelMode::Predicted; views.len()])?;
-        let psnrs: Vec<f64> = truths
-            .iter()
-            .zip(&recs)
-            .map(|(t, r)| Ok(psnr(t.view(), r.image.view(), 1.0)?.min(PSNR_CAP)))
-            .collect::<Result<_>>()?;
-        let mean = psnrs.iter().sum::<f64>() / psnrs.len() as f64;
-        scores.push((optimizer_name(&cand), mean));
-        if best.as_ref().is_none_or(|b| mean > b.1) {
-            best = Some((cand, mean));
-        }
+            HybridReconstructor::new(cand.clone())?.reconstruct_batch(net, op, &views, &labels)?;
+        scores.push((k, mean_psnr(&truths, recs.iter().map(|r| &r.image))?));
     }
-    let (cfg, _) = best.context("no hybrid candidate")?;
-    Ok((cfg, scores))
+    let best = candidates[best_of(&scores)?].clone();
+    let named = scores
+        .iter()
+        .map(|&(k, p)| (optimizer_name(&candidates[k]), p))
+        .collect();
+    Ok((best, named))
 }
 
 /// `adam lr 0.001` / `sgd lr 10`.
@@ -519,51 +520,51 @@ fn optimizer_name(cfg: &HybridConfig) -> String {
     }
 }
 
-/// The per-image arms on one digit's sinogram `b`: (arm index, image) pairs. The hybrid
-/// arms run batched over all digits in [`hybrid_arms`].
+/// The classical arms and the projected-gradient ones on all sinograms of one setting,
+/// batched where the method allows (`out[k]`: digit k's (arm, image) pairs); the pg arms on
+/// the first `pg_images` digits only.
 fn classical_arms(
     m: &Methods,
     net: &Classifier,
     op: &CsrOperator,
-    b: ndarray::ArrayView2<f32>,
+    sinograms: &[Array2<f32>],
     tv_weight: f32,
-    with_pg: bool,
-) -> Result<ArmImages> {
-    let mut out = Vec::with_capacity(ARMS.len());
-    out.push((
-        0,
-        Fbp::new(FbpConfig::default())?
-            .reconstruct(op, b)?
-            .mapv(|v| v.clamp(0.0, 1.0)),
-    ));
-    let sirt100 = sirt100()?.reconstruct(op, b)?.image;
-    out.push((1, sirt100.clone()));
+    pg_images: usize,
+) -> Result<Vec<ArmImages>> {
+    let views: Vec<_> = sinograms.iter().map(|s| s.view()).collect();
+    let fbp = Fbp::new(FbpConfig::default())?;
+    let mut out: Vec<ArmImages> = views
+        .iter()
+        .map(|b| {
+            Ok(vec![(
+                0,
+                fbp.reconstruct(op, *b)?.mapv(|v| v.clamp(0.0, 1.0)),
+            )])
+        })
+        .collect::<Result<_>>()?;
+    let sirt = sirt100()?.reconstruct_batch(op, &views, None)?;
     let ls = TvPdhg::new(TvConfig::least_squares(
         m.pdhg_iterations,
         Some(0.0),
         Some(1.0),
     ))?;
-    out.push((2, ls.reconstruct(op, b)?.image));
-    out.push((
-        3,
-        TvPdhg::new(tv_config(tv_weight, m.pdhg_iterations))?
-            .reconstruct(op, b)?
-            .image,
-    ));
-    if with_pg {
-        if let (Some(pp), Some(pc)) = (&m.pg_priors, &m.pg_class) {
-            let init = Some(sirt100.view());
-            let q = || Monitor::new();
-            out.push((
-                8,
-                pp.reconstruct(net, op, b, LabelMode::Predicted, init, &mut q())?
-                    .image,
-            ));
-            out.push((
-                9,
-                pc.reconstruct(net, op, b, LabelMode::Predicted, init, &mut q())?
-                    .image,
-            ));
+    let tv = TvPdhg::new(tv_config(tv_weight, m.pdhg_iterations))?;
+    let (ls, tv) = (
+        ls.reconstruct_batch(op, &views)?,
+        tv.reconstruct_batch(op, &views)?,
+    );
+    for (k, ((s, l), t)) in sirt.iter().zip(ls).zip(tv).enumerate() {
+        out[k].extend([(1, s.image.clone()), (2, l.image), (3, t.image)]);
+    }
+    if let (Some(pp), Some(pc)) = (&m.pg_priors, &m.pg_class) {
+        let n = pg_images.min(views.len());
+        let inits: Vec<_> = sirt[..n].iter().map(|r| r.image.view()).collect();
+        let labels = vec![LabelMode::Predicted; n];
+        for (arm, solver) in [(8, pp), (9, pc)] {
+            let recs = solver.reconstruct_batch(net, op, &views[..n], &labels, Some(&inits))?;
+            for (k, rec) in recs.into_iter().enumerate() {
+                out[k].push((arm, rec.image));
+            }
         }
     }
     Ok(out)
@@ -696,9 +697,7 @@ fn main() -> Result<()> {
     );
 
     let settings: Vec<(usize, Option<f64>, f32)> = tuned.iter().map(|t| (t.0, t.1, t.2)).collect();
-    let total = settings.len() * test.len();
-    let progress = ProgressObserver::new(total, "ct_study");
-    let done = AtomicUsize::new(0);
+    let progress = ProgressObserver::new(settings.len(), "ct_study");
     let mut per_image: Vec<PerImage> = Vec::new();
     // keep reconstructions of the first digits for the grid: (setting, image) -> arms
     let grid_digits = 3.min(test.len());
@@ -718,18 +717,18 @@ fn main() -> Result<()> {
                 sinogram(&op, &test.image(i).to_owned(), noise, seed)
             })
             .collect::<Result<_>>()?;
-        let mut arms: Vec<ArmImages> = sinograms
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let r = classical_arms(&methods, &net, &op, b.view(), tv_w, i < pg_images)?;
-                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress.bar().set_position(d as u64);
-                Ok(r)
-            })
-            .collect::<Result<_>>()?;
+        let mut arms = classical_arms(&methods, &net, &op, &sinograms, tv_w, pg_images)?;
         let labels: Vec<u32> = test.labels().iter().map(|&c| u32::from(c)).collect();
         hybrid_arms(&methods, &net, &op, &sinograms, &labels, &mut arms)?;
+        progress.bar().set_position(s as u64 + 1);
+        // a plain line too: the bar is invisible when stderr is not a terminal
+        println!(
+            "setting {}/{}: {na} angles, noise {}, {:.0} s",
+            s + 1,
+            settings.len(),
+            noise_name(noise),
+            start.elapsed().as_secs_f64()
+        );
         for recs in &mut arms {
             recs.sort_by_key(|(arm, _)| *arm);
         }

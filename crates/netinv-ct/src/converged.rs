@@ -1,15 +1,21 @@
 //! A converged solver with the class prior: projected gradient on the data term plus the
 //! network terms.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use candle_core::{Device, Tensor};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use netinv_core::{IterState, Monitor, Termination};
 use netinv_invert::InvertibleNet;
-use netinv_tomo::{operator_norm, LinearOperator};
+use netinv_tomo::{operator_norm, stack_images, LinearOperator};
 use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
 use crate::net::{check_class, check_scan, net_terms_gradient, NetTerms};
 use crate::{Error, InversionTerms, LabelMode, Result};
+
+/// Called after every iteration for each image still running (index, state, image); may
+/// stop that image.
+type Observe<'a> =
+    dyn FnMut(usize, &IterState, ArrayView2<f32>) -> Result<Option<Termination>> + 'a;
 
 /// Settings of [`ClassPriorSolver`].
 ///
@@ -188,94 +194,241 @@ impl ClassPriorSolver {
         N: InvertibleNet + ?Sized,
         O: LinearOperator + ?Sized,
     {
+        let initial = initial.map(|x| [x]);
+        let x = self.check_and_stack(
+            net,
+            op,
+            &[sinogram],
+            &[label],
+            initial.as_ref().map(|x| &x[..]),
+        )?;
+        let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
+            Ok(monitor.after_iteration(state, &x.to_owned())?)
+        };
+        let sinogram = sinogram.insert_axis(Axis(2));
+        let mut out = self.run(net, op, sinogram, x, &[label], &mut observe)?;
+        let mut rec = out.pop().expect("a batch of one image gives one result");
+        let reason = rec
+            .state
+            .termination
+            .take()
+            .unwrap_or(Termination::MaxIterations);
+        monitor.finish(&mut rec.state, reason, &rec.image)?;
+        Ok(rec)
+    }
+
+    /// Reconstructs every sinogram of a batch (`labels[k]` for sinogram `k`, `initial[k]`
+    /// or zero as its start): the result of [`reconstruct`](Self::reconstruct) for each,
+    /// up to rounding, with one network batch and one batched projection pair per
+    /// iteration. BatchNorm statistics are per image, so the images do not interact; each
+    /// stops on its own relative change.
+    ///
+    /// # Errors
+    /// As [`reconstruct`](Self::reconstruct), plus [`Error::Shape`] if `sinograms` is
+    /// empty or `labels` / `initial` have another length.
+    pub fn reconstruct_batch<N, O>(
+        &self,
+        net: &N,
+        op: &O,
+        sinograms: &[ArrayView2<f32>],
+        labels: &[LabelMode],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<Vec<ClassPriorReconstruction>>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
+        let x = self.check_and_stack(net, op, sinograms, labels, initial)?;
+        let sinograms = stack_images(sinograms)?;
+        let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
+        let mut out = self.run(net, op, sinograms.view(), x, labels, &mut quiet)?;
+        for rec in &mut out {
+            let reason = rec
+                .state
+                .termination
+                .take()
+                .unwrap_or(Termination::MaxIterations);
+            Monitor::new().finish(&mut rec.state, reason, &rec.image)?;
+        }
+        Ok(out)
+    }
+
+    /// Checks the network, the scan, the labels and the data, and returns the starting
+    /// images `[rows, cols, batch]` (clipped to the box).
+    fn check_and_stack<N, O>(
+        &self,
+        net: &N,
+        op: &O,
+        sinograms: &[ArrayView2<f32>],
+        labels: &[LabelMode],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<Array3<f32>>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
         check_scan(net, op)?;
         let cfg = &self.cfg;
         let w = cfg.weights();
         if w.bn > 0.0 && !net.has_batch_norm() {
             return Err(Error::NoBatchNorm { weight: w.bn });
         }
-        if let LabelMode::Oracle(c) = label {
-            check_class(net, c)?;
+        let batch = sinograms.len();
+        let count = |what: &'static str, n: usize| {
+            if n == batch && batch > 0 {
+                Ok(())
+            } else {
+                Err(Error::Shape {
+                    what,
+                    expected: format!("{batch} (one per sinogram, at least one)"),
+                    got: n.to_string(),
+                })
+            }
+        };
+        count("labels", labels.len())?;
+        for label in labels {
+            if let LabelMode::Oracle(c) = *label {
+                check_class(net, c)?;
+            }
         }
-        let _ = op.try_adjoint(sinogram)?;
+        for b in sinograms {
+            let _ = op.try_adjoint(*b)?;
+        }
         let shape = op.domain_shape();
         let clip = |v: f32| v.clamp(cfg.min, cfg.max);
-        let mut x = match initial {
+        match initial {
             Some(init) => {
-                if init.dim() != shape {
+                count("initial images", init.len())?;
+                if let Some(bad) = init.iter().find(|x| x.dim() != shape) {
                     return Err(Error::Shape {
                         what: "initial image",
                         expected: format!("{shape:?}"),
-                        got: format!("{:?}", init.dim()),
+                        got: format!("{:?}", bad.dim()),
                     });
                 }
-                init.mapv(clip)
+                Ok(stack_images(init)?.mapv(clip))
             }
-            None => Array2::zeros(shape).mapv(clip),
-        };
+            None => Ok(Array3::from_elem((shape.0, shape.1, batch), clip(0.0))),
+        }
+    }
+
+    /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
+    /// starting images `[rows, cols, batch]`. After every iteration, `observe(k, state,
+    /// image)` is called for each image still running and may stop it. Returns each image
+    /// as it was when it stopped; its state holds the reason.
+    fn run<N, O>(
+        &self,
+        net: &N,
+        op: &O,
+        sinograms: ArrayView3<f32>,
+        mut x: Array3<f32>,
+        labels: &[LabelMode],
+        observe: &mut Observe<'_>,
+    ) -> Result<Vec<ClassPriorReconstruction>>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
+        let cfg = &self.cfg;
+        let w = cfg.weights();
+        let (rows, cols, batch) = x.dim();
+        let sinograms = sinograms.as_standard_layout();
         let norm = operator_norm(op, false, cfg.power_iterations, cfg.seed);
         let tau = (cfg.step_scale / (norm * norm).max(f64::MIN_POSITIVE)) as f32;
-        let mut residual = Array2::<f32>::zeros(op.range_shape());
-        let mut data_grad = Array2::<f32>::zeros(shape);
-        let mut state = IterState::new(cfg.iterations);
-        let mut class = None;
-        let fixed = match label {
-            LabelMode::Oracle(c) => Some(c),
-            LabelMode::Predicted => None,
-        };
-        let reason = loop {
-            let i = state.iteration + 1;
-            op.apply_into(x.view(), residual.view_mut());
-            Zip::from(&mut residual)
-                .and(&sinogram)
-                .for_each(|r, &b| *r -= b);
-            op.adjoint_into(residual.view(), data_grad.view_mut());
-            let data = 0.5
-                * residual
-                    .iter()
-                    .map(|&r| f64::from(r) * f64::from(r))
-                    .sum::<f64>();
-            let (net_value, net_grad, predicted) = net_terms_gradient(net, x.view(), fixed, w)?;
-            if w.class > 0.0 {
-                class = Some(fixed.unwrap_or(predicted));
+        let mut residual = Array3::<f32>::zeros(sinograms.dim());
+        let mut data_grad = Array3::<f32>::zeros(x.dim());
+        let fixed: Vec<Option<u32>> = labels
+            .iter()
+            .map(|l| match l {
+                LabelMode::Oracle(c) => Some(*c),
+                LabelMode::Predicted => None,
+            })
+            .collect();
+        let mut states = vec![IterState::new(cfg.iterations); batch];
+        let mut stopped: Vec<Option<ClassPriorReconstruction>> = vec![None; batch];
+        for i in 1.. {
+            op.apply_batch_into(x.view(), residual.view_mut());
+            residual -= &sinograms;
+            op.adjoint_batch_into(residual.view(), data_grad.view_mut());
+            let mut data = vec![0.0f64; batch];
+            for r in residual.as_slice().unwrap_or(&[]).chunks_exact(batch) {
+                for (d, &r) in data.iter_mut().zip(r) {
+                    *d += f64::from(r) * f64::from(r);
+                }
             }
-            let cost = data + net_value;
-            if !cost.is_finite() || net_grad.iter().any(|g| !g.is_finite()) {
+            data.iter_mut().for_each(|d| *d *= 0.5);
+            // the network sees the images as [b, 1, rows, cols]
+            let images = x.view().permuted_axes([2, 0, 1]);
+            let images = Tensor::from_vec(
+                images.iter().copied().collect::<Vec<f32>>(),
+                (batch, 1, rows, cols),
+                &Device::Cpu,
+            )?;
+            let terms = net_terms_gradient(net, &images, &fixed, w)?;
+            let net_grad = ArrayView3::from_shape((batch, rows, cols), &terms.gradient)
+                .map_err(|e| Error::Shape {
+                    what: "network gradient",
+                    expected: format!("{:?}", (batch, rows, cols)),
+                    got: e.to_string(),
+                })?
+                .permuted_axes([1, 2, 0]);
+            if terms.gradient.iter().any(|g| !g.is_finite()) {
                 return Err(Error::NonFinite {
-                    what: "objective or gradient",
+                    what: "gradient",
                     iteration: i,
                 });
             }
-            let (mut change, mut size) = (0.0f64, 0.0f64);
-            Zip::from(&mut x)
+            let (mut change, mut size) = (vec![0.0f64; batch], vec![0.0f64; batch]);
+            Zip::indexed(&mut x)
                 .and(&data_grad)
-                .and(&net_grad)
-                .for_each(|x, &g, &h| {
-                    let v = clip(*x - tau * (g + h));
-                    change += f64::from(v - *x).powi(2);
-                    size += f64::from(v).powi(2);
+                .and(net_grad)
+                .for_each(|(_, _, k), x, &g, &h| {
+                    let v = (*x - tau * (g + h)).clamp(cfg.min, cfg.max);
+                    change[k] += f64::from(v - *x).powi(2);
+                    size[k] += f64::from(v).powi(2);
                     *x = v;
                 });
-            state.advance(Some(cost));
-            state.set_metric("residual", data);
-            if let Some(reason) = monitor.after_iteration(&state, &x)? {
-                break reason;
+            for (k, state) in states.iter_mut().enumerate() {
+                if stopped[k].is_some() {
+                    continue;
+                }
+                let cost = data[k] + terms.values[k];
+                if !cost.is_finite() {
+                    return Err(Error::NonFinite {
+                        what: "objective",
+                        iteration: i,
+                    });
+                }
+                state.advance(Some(cost));
+                state.set_metric("residual", data[k]);
+                let image = x.index_axis(Axis(2), k);
+                let converged = cfg
+                    .relative_change
+                    .is_some_and(|r| change[k].sqrt() <= r * size[k].sqrt());
+                let reason = match observe(k, state, image)? {
+                    Some(reason) => Some(reason),
+                    None if converged => Some(Termination::Converged),
+                    None if i >= cfg.iterations => Some(Termination::MaxIterations),
+                    None => None,
+                };
+                if let Some(reason) = reason {
+                    let mut state = state.clone();
+                    state.termination = Some(reason);
+                    let class = match (w.class > 0.0, &terms.predicted) {
+                        (false, _) => None,
+                        (true, predicted) => fixed[k].or(predicted.as_ref().map(|p| p[k])),
+                    };
+                    stopped[k] = Some(ClassPriorReconstruction {
+                        image: image.to_owned(),
+                        class,
+                        state,
+                    });
+                }
             }
-            if cfg
-                .relative_change
-                .is_some_and(|r| change.sqrt() <= r * size.sqrt())
-            {
-                break Termination::Converged;
+            if stopped.iter().all(Option::is_some) {
+                break;
             }
-            if i >= cfg.iterations {
-                break Termination::MaxIterations;
-            }
-        };
-        monitor.finish(&mut state, reason, &x)?;
-        Ok(ClassPriorReconstruction {
-            image: x,
-            class,
-            state,
-        })
+        }
+        Ok(stopped.into_iter().flatten().collect())
     }
 }

@@ -1,12 +1,12 @@
 //! The thesis's hybrid loop: SIRT warm-up, then SIRT alternating with inversion iterations.
 
 use candle_core::{Device, Tensor};
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 use netinv_core::{IterState, Monitor, Termination};
 use netinv_invert::{
     argmax, softmax_rows, CrossEntropy, Inverter, InvertibleNet, Objective, Reduction,
 };
-use netinv_tomo::{LinearOperator, Sirt, SirtConfig};
+use netinv_tomo::{stack_images, LinearOperator, Sirt, SirtConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::net::{check_class, check_scan};
@@ -252,7 +252,6 @@ impl HybridReconstructor {
         let total = self.cfg.total_iterations();
         let mut xs = vec![Array2::<f32>::zeros(op.domain_shape()); sinograms.len()];
         let mut records = vec![Vec::with_capacity(total); sinograms.len()];
-        let mut sirt_monitor = Monitor::new();
         for i in 1..=total {
             let (kind, classes, objective) = match &self.inverter {
                 Some(inv) if self.cfg.is_inversion(i) => {
@@ -265,24 +264,21 @@ impl HybridReconstructor {
                     (StepKind::Inversion, vec![None; xs.len()], None)
                 }
                 _ => {
-                    for (x, b) in xs.iter_mut().zip(sinograms) {
-                        *x = self
-                            .sirt
-                            .reconstruct_with(op, *b, Some(x.view()), &mut sirt_monitor)?
-                            .image;
+                    // one batched SIRT iteration from the current images
+                    let starts: Vec<_> = xs.iter().map(|x| x.view()).collect();
+                    let recs = self.sirt.reconstruct_batch(op, sinograms, Some(&starts))?;
+                    for (x, rec) in xs.iter_mut().zip(recs) {
+                        *x = rec.image;
                     }
                     (StepKind::Sirt, vec![None; xs.len()], None)
                 }
             };
-            for ((rec, x), (b, class)) in records
-                .iter_mut()
-                .zip(&xs)
-                .zip(sinograms.iter().zip(classes))
-            {
+            let residuals = half_residuals(op, &xs, sinograms)?;
+            for ((rec, residual), class) in records.iter_mut().zip(residuals).zip(classes) {
                 rec.push(IterationRecord {
                     iteration: i,
                     kind,
-                    residual: half_residual(op, x.view(), *b),
+                    residual,
                     psnr: None,
                     class,
                     objective,
@@ -388,6 +384,32 @@ fn choose_classes<N: InvertibleNet + ?Sized>(
         .map(|(k, l)| match l {
             LabelMode::Oracle(c) => *c,
             LabelMode::Predicted => predicted[k],
+        })
+        .collect())
+}
+
+/// [`half_residual`] of every image `xs[k]` against `sinograms[k]`, with one batched
+/// projection.
+fn half_residuals<O: LinearOperator + ?Sized>(
+    op: &O,
+    xs: &[Array2<f32>],
+    sinograms: &[ArrayView2<'_, f32>],
+) -> Result<Vec<f64>> {
+    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+    let images = stack_images(&views)?;
+    let (angles, n_det) = op.range_shape();
+    let mut projected = Array3::<f32>::zeros((angles, n_det, xs.len()));
+    op.apply_batch_into(images.view(), projected.view_mut());
+    Ok(sinograms
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            let ax = projected.index_axis(Axis(2), k);
+            0.5 * ax
+                .iter()
+                .zip(b.iter())
+                .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+                .sum::<f64>()
         })
         .collect())
 }

@@ -1,7 +1,7 @@
 //! Small bridges between images `[rows, cols]` (ndarray) and the classifier (candle).
 
-use candle_core::{Device, Tensor};
-use ndarray::{Array2, ArrayView2};
+use candle_core::{DType, Device, Tensor};
+use ndarray::ArrayView2;
 use netinv_invert::{
     argmax, softmax_rows, BnStatsPrior, CrossEntropy, InvertibleNet, L2Norm, Objective, Prior,
     Reduction, SquaredTv,
@@ -103,50 +103,83 @@ pub(crate) struct NetTerms {
     pub bn: f64,
 }
 
-/// Value, gradient and predicted class of
-/// `class w_c CE(F(x), c) + tv TV2(x) + l2 ||x||^2 + bn R_BN(x)` at `x` `[rows, cols]`,
-/// where `c` is `class` or, if `None`, the class predicted from the same forward pass (a
-/// constant for the gradient).
-pub(crate) fn net_terms_gradient<N: InvertibleNet + ?Sized>(
-    net: &N,
-    x: ArrayView2<f32>,
-    class: Option<u32>,
+/// The net terms of a batch: per image, the value of
+/// `w_c CE(F(x), c) + tv TV2(x) + l2 ||x||^2 + bn R_BN(x)`, its gradient and the class the
+/// network predicts (`None` when no term needs the network's output).
+pub(crate) struct NetTermsBatch {
+    /// One value per image.
+    pub values: Vec<f64>,
+    /// The gradients `[b, 1, rows, cols]`, flattened in that order.
+    pub gradient: Vec<f32>,
+    /// The predicted classes (argmax of the logits), if the network was run.
+    pub predicted: Option<Vec<u32>>,
+}
+
+/// [`NetTermsBatch`] at `images` `[b, 1, rows, cols]`. The class of image `k` is
+/// `classes[k]` or, if `None`, the class predicted from the same forward pass (a constant
+/// for the gradient). BatchNorm statistics are per image, so every image's value and
+/// gradient are those it would have alone.
+pub(crate) fn net_terms_gradient(
+    net: &(impl InvertibleNet + ?Sized),
+    images: &Tensor,
+    classes: &[Option<u32>],
     w: NetTerms,
-) -> Result<(f64, Array2<f32>, u32)> {
-    let var = candle_core::Var::from_tensor(&to_tensor(x)?)?;
+) -> Result<NetTermsBatch> {
+    let var = candle_core::Var::from_tensor(images)?;
     let input = var.as_tensor();
-    let (logits, stats) = if w.bn > 0.0 {
-        net.forward_with_bn_stats(input)?
-    } else {
-        (net.forward(input)?, Vec::new())
-    };
-    let probs = softmax_rows(&logits)?;
-    let predicted = argmax(&probs[0]) as u32;
-    let c = class.unwrap_or(predicted);
-    let mut total = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu)?;
-    if w.class > 0.0 {
-        let ce = CrossEntropy::new(vec![c], Reduction::Mean).loss(&logits)?;
-        total = (total + ce.affine(w.class, 0.0)?)?;
+    let batch = classes.len();
+    let mut total = Tensor::zeros(batch, DType::F32, &Device::Cpu)?;
+    let mut predicted = None;
+    if w.class > 0.0 || w.bn > 0.0 {
+        let (logits, stats) = if w.bn > 0.0 {
+            net.forward_with_image_bn_stats(input)?
+        } else {
+            (net.forward(input)?, Vec::new())
+        };
+        let guesses: Vec<u32> = softmax_rows(&logits)?
+            .iter()
+            .map(|p| argmax(p) as u32)
+            .collect();
+        if w.class > 0.0 {
+            let chosen: Vec<u32> = classes
+                .iter()
+                .zip(&guesses)
+                .map(|(c, g)| c.unwrap_or(*g))
+                .collect();
+            let one_hot = Tensor::from_vec(
+                chosen
+                    .iter()
+                    .flat_map(|&c| {
+                        (0..net.outputs()).map(move |j| f32::from(u8::from(j == c as usize)))
+                    })
+                    .collect::<Vec<f32>>(),
+                (batch, net.outputs()),
+                &Device::Cpu,
+            )?;
+            let log_p = candle_nn::ops::log_softmax(&logits, 1)?;
+            let ce = (log_p * one_hot)?.sum(1)?.neg()?;
+            total = (total + ce.affine(w.class, 0.0)?)?;
+        }
+        if w.bn > 0.0 {
+            total = (total + BnStatsPrior::new(w.bn)?.penalty_per_image(&stats)?)?;
+        }
+        predicted = Some(guesses);
     }
     if w.tv > 0.0 {
-        total = (total + SquaredTv::new(w.tv)?.penalty(input)?)?;
+        total = (total + SquaredTv::new(w.tv)?.penalty_per_image(input)?)?;
     }
     if w.l2 > 0.0 {
-        total = (total + L2Norm::new(w.l2)?.penalty(input)?)?;
+        total = (total + L2Norm::new(w.l2)?.penalty_per_image(input)?)?;
     }
-    if w.bn > 0.0 {
-        total = (total + BnStatsPrior::new(w.bn)?.penalty(&stats)?)?;
-    }
-    let value = f64::from(total.to_scalar::<f32>()?);
-    let grads = total.backward()?;
-    let grad = match grads.get(input) {
+    let values: Vec<f64> = total.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+    let grads = total.sum_all()?.backward()?;
+    let gradient = match grads.get(input) {
         Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
-        None => vec![0.0; x.len()],
+        None => vec![0.0; input.elem_count()],
     };
-    let grad = Array2::from_shape_vec(x.dim(), grad).map_err(|e| Error::Shape {
-        what: "network gradient",
-        expected: format!("{:?}", x.dim()),
-        got: e.to_string(),
-    })?;
-    Ok((value, grad, predicted))
+    Ok(NetTermsBatch {
+        values,
+        gradient,
+        predicted,
+    })
 }

@@ -15,7 +15,7 @@ use netinv_ct::{
 use netinv_data::Mnist;
 use netinv_models::train::{TrainConfig, Trainer};
 use netinv_models::{Classifier, ClassifierConfig};
-use netinv_tomo::{LinearOperator, Sirt, SirtConfig};
+use netinv_tomo::{CsrOperator, LinearOperator, Sirt, SirtConfig};
 
 fn mnist() -> &'static Mnist {
     static DATA: OnceLock<Mnist> = OnceLock::new();
@@ -348,6 +348,69 @@ fn class_prior_solver_lowers_the_class_loss_and_fits_the_data() {
     let r = *without.state.metrics.get("residual").unwrap();
     assert!(r < 0.05 * r0, "residual {r} from {r0}");
     assert!(with.image.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+/// The batched projected-gradient solver (one network batch, per-image BN statistics and
+/// stops) gives each image what it gets alone, with its own stopping iteration.
+#[test]
+fn class_prior_batch_reconstructs_each_image_as_if_alone() {
+    let net = trained();
+    let op = CsrOperator::new(&scan_operator(28, 4).unwrap());
+    let digits: Vec<(Array2<f32>, u32)> = (0..3).map(digit).collect();
+    let sinos: Vec<Array2<f32>> = digits.iter().map(|(t, _)| op.apply(t.view())).collect();
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    let starts: Vec<Array2<f32>> = sinos.iter().map(|s| plain_sirt(&op, s, 20)).collect();
+    let start_views: Vec<_> = starts.iter().map(|x| x.view()).collect();
+    let labels = [
+        LabelMode::Predicted,
+        LabelMode::Oracle(digits[1].1),
+        LabelMode::Predicted,
+    ];
+    let solver = ClassPriorSolver::new(ClassPriorConfig {
+        iterations: 60,
+        bn: 0.01,
+        l2: 1e-3,
+        relative_change: Some(2e-3),
+        ..Default::default()
+    })
+    .unwrap();
+    let batch = solver
+        .reconstruct_batch(net, &op, &views, &labels, Some(&start_views))
+        .unwrap();
+    let mut stops = Vec::new();
+    for (k, b) in batch.iter().enumerate() {
+        let alone = solver
+            .reconstruct(
+                net,
+                &op,
+                views[k],
+                labels[k],
+                Some(start_views[k]),
+                &mut Monitor::new(),
+            )
+            .unwrap();
+        let diff = alone
+            .image
+            .iter()
+            .zip(b.image.iter())
+            .map(|(a, c)| (a - c).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "image {k}: largest difference {diff}");
+        assert_eq!(b.state.iteration, alone.state.iteration);
+        assert_eq!(b.state.termination, alone.state.termination);
+        assert_eq!(b.class, alone.class);
+        let (cb, ca) = (b.state.cost.unwrap(), alone.state.cost.unwrap());
+        assert!((cb - ca).abs() <= 1e-4 * ca.abs(), "cost {cb} vs {ca}");
+        stops.push(b.state.iteration);
+    }
+    assert_eq!(batch[1].class, Some(digits[1].1));
+    assert!(
+        stops.iter().any(|&s| s < 60),
+        "no image stopped early: {stops:?}"
+    );
+    assert!(solver
+        .reconstruct_batch(net, &op, &views, &labels[..2], None)
+        .is_err());
 }
 
 #[test]

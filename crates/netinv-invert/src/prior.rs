@@ -26,6 +26,21 @@ pub trait Prior {
     /// A candle error if `x` is not of rank 4 or an operation fails.
     fn penalty(&self, x: &Tensor) -> candle_core::Result<Tensor>;
 
+    /// The weighted penalty of each image of the batch, `[b]`, differentiable: the penalty
+    /// of `x[k]` alone. For a prior that is a sum over images (every image prior of this
+    /// crate) [`penalty`](Self::penalty) is the sum of these. The default evaluates the
+    /// images one at a time; [`SquaredTv`] and [`L2Norm`] override it with one batched
+    /// expression.
+    ///
+    /// # Errors
+    /// As [`penalty`](Self::penalty).
+    fn penalty_per_image(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let parts = (0..x.dim(0)?)
+            .map(|k| self.penalty(&x.narrow(0, k, 1)?)?.reshape(1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
+    }
+
     /// A short name for logs and loss histories.
     fn name(&self) -> &str {
         "prior"
@@ -48,6 +63,11 @@ fn differences(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     let dx = (x.narrow(3, 1, w - 1)? - x.narrow(3, 0, w - 1)?)?;
     let dy = (x.narrow(2, 1, h - 1)? - x.narrow(2, 0, h - 1)?)?;
     Ok((dx, dy))
+}
+
+/// The sum over all but the first axis: one value per image `[b]`.
+fn sum_per_image(t: &Tensor) -> candle_core::Result<Tensor> {
+    t.flatten_from(1)?.sum(1)
 }
 
 fn check_weight(field: &'static str, weight: f64) -> Result<()> {
@@ -100,6 +120,11 @@ impl Prior for SquaredTv {
         let (dx, dy) = differences(x)?;
         let sum = (dx.sqr()?.sum_all()? + dy.sqr()?.sum_all()?)?;
         sum.affine(self.weight, 0.0)
+    }
+
+    fn penalty_per_image(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (dx, dy) = differences(x)?;
+        (sum_per_image(&dx.sqr()?)? + sum_per_image(&dy.sqr()?)?)?.affine(self.weight, 0.0)
     }
 
     fn name(&self) -> &str {
@@ -220,6 +245,10 @@ impl Prior for L2Norm {
         x.sqr()?.sum_all()?.affine(self.weight, 0.0)
     }
 
+    fn penalty_per_image(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        sum_per_image(&x.sqr()?)?.affine(self.weight, 0.0)
+    }
+
     fn name(&self) -> &str {
         "l2"
     }
@@ -290,10 +319,19 @@ impl BnStatsPrior {
     /// assert!((r.to_scalar::<f32>().unwrap() - 10.0).abs() < 1e-4);
     /// ```
     pub fn penalty(&self, layers: &[BnLayerStats]) -> Result<Tensor> {
+        Ok(self.penalty_per_image(layers)?.sum_all()?)
+    }
+
+    /// The weighted penalty of each image, `[b]`, for per-image statistics `[b, C]`
+    /// (`[1]` for batch statistics `[C]`); [`penalty`](Self::penalty) is its sum.
+    ///
+    /// # Errors
+    /// As [`penalty`](Self::penalty).
+    pub fn penalty_per_image(&self, layers: &[BnLayerStats]) -> Result<Tensor> {
         let Some(first) = layers.first() else {
             return Err(crate::Error::NoBatchNorm);
         };
-        // Per-image statistics `[b, C]` give one norm per image, summed over the batch.
+        // One norm per row of the current statistics: per image for `[b, C]`.
         let norm = |a: &Tensor, b: &Tensor| -> Result<Tensor> {
             let channels = b.dims().first().copied();
             let fits = b.rank() == 1
@@ -316,14 +354,20 @@ impl BnStatsPrior {
             let per_row = if a.rank() == 2 {
                 squared.sum(1)?
             } else {
-                squared.sum_all()?
+                squared.sum_all()?.reshape(1)?
             };
-            Ok(per_row.affine(1.0, 1e-12)?.sqrt()?.sum_all()?)
+            Ok(per_row.affine(1.0, 1e-12)?.sqrt()?)
         };
-        let mut total = Tensor::zeros((), first.batch_mean.dtype(), first.batch_mean.device())?;
+        let rows = first.batch_mean.dims().first().copied().unwrap_or(1);
+        let rows = if first.batch_mean.rank() == 2 {
+            rows
+        } else {
+            1
+        };
+        let mut total = Tensor::zeros(rows, first.batch_mean.dtype(), first.batch_mean.device())?;
         for layer in layers {
-            total = (total + norm(&layer.batch_mean, &layer.running_mean)?)?;
-            total = (total + norm(&layer.batch_var, &layer.running_var)?)?;
+            total = total.broadcast_add(&norm(&layer.batch_mean, &layer.running_mean)?)?;
+            total = total.broadcast_add(&norm(&layer.batch_var, &layer.running_var)?)?;
         }
         Ok(total.affine(self.weight, 0.0)?)
     }
@@ -488,6 +532,27 @@ mod tests {
     }
 
     #[test]
+    fn per_image_penalties_are_each_images_own_and_sum_to_the_penalty() {
+        let mut rng = rand::rng();
+        let two: Vec<f64> = (0..18).map(|_| rng.random::<f64>()).collect();
+        let batch = image(&two, 2, 3, 3);
+        for p in all_priors() {
+            let each = p
+                .penalty_per_image(&batch)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            assert_eq!(each.len(), 2, "{}", p.name());
+            for (k, v) in each.iter().enumerate() {
+                let alone = value(p.as_ref(), &two[9 * k..9 * (k + 1)], 1, 3, 3);
+                assert!((v - alone).abs() < 1e-12, "{}: {v} vs {alone}", p.name());
+            }
+            let total = value(p.as_ref(), &two, 2, 3, 3);
+            assert!((each.iter().sum::<f64>() - total).abs() < 1e-12);
+        }
+    }
+
+    #[test]
     fn constant_image_has_zero_tv() {
         let flat = vec![0.37; 2 * 5 * 4];
         for p in all_priors().into_iter().take(3) {
@@ -540,7 +605,12 @@ mod tests {
             Tensor::new(&rows, &dev).unwrap(),
             Tensor::new(&vars, &dev).unwrap(),
         );
-        let joint = prior.penalty(&[both]).unwrap().to_scalar::<f32>().unwrap();
+        let both_again = || both.clone();
+        let joint = prior
+            .penalty(&[both.clone()])
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let alone: f32 = (0..2)
             .map(|b| {
                 prior
@@ -552,6 +622,12 @@ mod tests {
             .sum();
         // 0.5 * ((5 + 1) + (sqrt(5) + 0.5)): image 0, then image 1
         assert!((joint - alone).abs() < 1e-5, "{joint} vs {alone}");
+        let each = prior
+            .penalty_per_image(&[both_again()])
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!((each[0] - 3.0).abs() < 1e-5 && (each[1] - 0.5 * (5f32.sqrt() + 0.5)).abs() < 1e-5);
         assert!((joint - 0.5 * (5.0 + 1.0 + 5f32.sqrt() + 0.5)).abs() < 1e-4);
         let wrong = layer(
             Tensor::new(&[[1.0f32, 2.0, 3.0]], &dev).unwrap(),

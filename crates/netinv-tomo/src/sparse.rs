@@ -165,9 +165,16 @@ impl SparseMatrix {
     /// If `v.len() != n_cols * batch` or `out.len() != n_rows * batch`.
     pub fn matmat_into(&self, v: &[f32], batch: usize, out: &mut [f32]) {
         assert_eq!(v.len(), self.n_cols * batch, "v must be [n_cols, batch]");
-        assert_eq!(out.len(), self.n_rows * batch, "out must be [n_rows, batch]");
-        if batch == 0 {
-            return;
+        assert_eq!(
+            out.len(),
+            self.n_rows * batch,
+            "out must be [n_rows, batch]"
+        );
+        match batch {
+            0 => return,
+            // the scalar loop is faster for one vector and gives the same bits
+            1 => return self.matvec_into(v, out),
+            _ => {}
         }
         let nnz_per_row = self.values.len() / self.n_rows.max(1);
         out.par_chunks_mut(batch)

@@ -486,8 +486,11 @@ impl TvPdhg {
                 .for_each(|xn, &x, &a, &g| *xn = self.clip(x - tau * (a + g)));
             op.apply_batch_into(x_new.view(), ax_new.view_mut());
             // Extrapolation and bookkeeping, with sums per image.
-            let (mut diff, mut size, mut data) =
-                (vec![0.0f64; batch], vec![0.0f64; batch], vec![0.0f64; batch]);
+            let (mut diff, mut size, mut data) = (
+                vec![0.0f64; batch],
+                vec![0.0f64; batch],
+                vec![0.0f64; batch],
+            );
             let pixels = flat_mut(&mut x_bar)
                 .chunks_exact_mut(batch)
                 .zip(flat(&x_new).chunks_exact(batch))

@@ -4,8 +4,8 @@
 use netinv_core::{IterState, Termination};
 use netinv_tomo::ndarray::{Array2, Array3, Axis};
 use netinv_tomo::{
-    shepp_logan, stack_images, unstack_images, CsrOperator, Error, LinearOperator,
-    ParallelBeam2d, RayTransform, Sirt, SirtConfig, TvConfig, TvPdhg,
+    shepp_logan, stack_images, unstack_images, CsrOperator, Error, LinearOperator, ParallelBeam2d,
+    RayTransform, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,8 +31,20 @@ fn sinograms(op: &CsrOperator, images: &[Array2<f32>]) -> Vec<Array2<f32>> {
 /// Same iterations, costs, metrics and termination (the clocks differ).
 fn assert_same_run(a: &IterState, b: &IterState) {
     assert_eq!(
-        (a.iteration, a.cost, a.previous_cost, &a.metrics, &a.termination),
-        (b.iteration, b.cost, b.previous_cost, &b.metrics, &b.termination)
+        (
+            a.iteration,
+            a.cost,
+            a.previous_cost,
+            &a.metrics,
+            &a.termination
+        ),
+        (
+            b.iteration,
+            b.cost,
+            b.previous_cost,
+            &b.metrics,
+            &b.termination
+        )
     );
 }
 
@@ -64,11 +76,17 @@ fn default_batch_products_of_the_matrix_free_projector_match_csr() {
     let (mut a, mut b) = (Array3::zeros((5, 15, 4)), Array3::zeros((5, 15, 4)));
     ray.apply_batch_into(batch.view(), a.view_mut());
     csr.apply_batch_into(batch.view(), b.view_mut());
-    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs())));
+    assert!(a
+        .iter()
+        .zip(&b)
+        .all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs())));
     let (mut c, mut d) = (Array3::zeros((10, 10, 4)), Array3::zeros((10, 10, 4)));
     ray.adjoint_batch_into(a.view(), c.view_mut());
     csr.adjoint_batch_into(a.view(), d.view_mut());
-    assert!(c.iter().zip(&d).all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs())));
+    assert!(c
+        .iter()
+        .zip(&d)
+        .all(|(p, q)| (p - q).abs() <= 1e-4 * (1.0 + q.abs())));
 }
 
 #[test]
@@ -140,7 +158,10 @@ fn bad_batches_are_errors() {
     for bad in [wrong.view(), nan.view()] {
         let ok = Array2::<f32>::zeros((4, 12));
         let r = solver.reconstruct_batch(&op, &[ok.view(), bad]);
-        assert!(matches!(r, Err(Error::Shape { .. } | Error::NonFinite { .. })));
+        assert!(matches!(
+            r,
+            Err(Error::Shape { .. } | Error::NonFinite { .. })
+        ));
     }
     let sirt = Sirt::new(SirtConfig::default()).unwrap();
     let b = Array2::<f32>::zeros((4, 12));
