@@ -5,7 +5,7 @@
 //! cargo run --release --example ct_study -- --out runs/ct_study --quick
 //! cargo run --release --example ct_study -- --out runs/ct_study \
 //!     [--n-images 200 --angles 2,3,4,6,8,10,15,20,30,45,90 --noise-i0 none,1e4,1e3 \
-//!      --model DIR --val-images 8 --threads 1 --pg-images 50]
+//!      --model DIR --val-images 8 --threads 2 --pg-images 50]
 //! ```
 //!
 //! Test digits from the embedded test split are forward projected (ASTRA-convention
@@ -39,6 +39,7 @@
 mod plot_support;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -62,6 +63,7 @@ use netinv::tomo::{
     poisson_noise, CsrOperator, Fbp, FbpConfig, LinearOperator, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -117,10 +119,10 @@ struct Args {
     /// Training epochs when no --model is given.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
-    /// Threads of the batched projections and of candle's kernels. Every method runs on
-    /// all digits of a setting as one batch; on a shared 2-core machine extra threads
-    /// cost more CPU time than they save wall time (measured), hence 1.
-    #[arg(long, default_value_t = 1)]
+    /// Worker threads: the (angles, noise) settings are tuned and run in parallel, each
+    /// on one thread with every method batched over the digits (candle single-threaded
+    /// inside). The results do not depend on it.
+    #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
@@ -597,7 +599,97 @@ fn hybrid_arms(
     Ok(())
 }
 
+/// The tuned choices of one setting: angle count, noise, TV weight, hybrid schedule.
+type Tuned = (usize, Option<f64>, f32, HybridConfig);
+/// Reconstructions kept for the grid figure: (setting, digit, arms).
+type Kept = (usize, usize, ArmImages);
+
+/// Tunes the TV weight and the hybrid's inversion optimiser of one (angles, noise) setting
+/// on the validation digits (the test digits are never looked at).
+fn tune_setting(
+    val: &Dataset,
+    net: &Classifier,
+    na: usize,
+    noise: Option<f64>,
+    args: &Args,
+    base: &HybridConfig,
+) -> Result<(serde_json::Value, Tuned)> {
+    let op = CsrOperator::new(&scan_operator(SIZE, na)?);
+    let (w, tv_scores) = tune_tv(val, &op, noise, args.pdhg_iterations, args.seed)?;
+    let (hybrid, hybrid_scores) = tune_hybrid(val, net, &op, noise, base, args.seed)?;
+    let log = json!({
+        "n_angles": na,
+        "noise_i0": noise,
+        "tv_weight": w,
+        "tv_val_psnr": tv_scores,
+        "hybrid": optimizer_name(&hybrid),
+        "hybrid_val_psnr": hybrid_scores,
+    });
+    Ok((log, (na, noise, w, hybrid)))
+}
+
+/// What every setting shares.
+struct SettingContext<'a> {
+    net: &'a Classifier,
+    test: &'a Dataset,
+    args: &'a Args,
+    pg_class_weight: f64,
+    pg_images: usize,
+    grid_digits: usize,
+}
+
+/// Every arm on every test digit of setting `s`: the per-image metrics, and the
+/// reconstructions of the first digits for the grid.
+fn run_setting(
+    s: usize,
+    setting: &Tuned,
+    cx: &SettingContext,
+) -> Result<(Vec<PerImage>, Vec<Kept>)> {
+    let (na, noise, tv_w, hybrid) = setting;
+    let (na, noise) = (*na, *noise);
+    let (args, test) = (cx.args, cx.test);
+    let op = CsrOperator::new(&scan_operator(SIZE, na)?);
+    let methods = Methods::new(
+        hybrid,
+        args.pg_iterations,
+        cx.pg_class_weight,
+        args.pdhg_iterations,
+    )?;
+    let sinograms: Vec<Array2<f32>> = (0..test.len())
+        .map(|i| {
+            let seed = args.seed ^ ((s as u64) << 32) ^ i as u64;
+            sinogram(&op, &test.image(i).to_owned(), noise, seed)
+        })
+        .collect::<Result<_>>()?;
+    let mut arms = classical_arms(&methods, cx.net, &op, &sinograms, *tv_w, cx.pg_images)?;
+    let labels: Vec<u32> = test.labels().iter().map(|&c| u32::from(c)).collect();
+    hybrid_arms(&methods, cx.net, &op, &sinograms, &labels, &mut arms)?;
+    let mut per_image = Vec::new();
+    let mut kept = Vec::new();
+    for (i, mut recs) in arms.into_iter().enumerate() {
+        recs.sort_by_key(|(arm, _)| *arm);
+        let truth = test.image(i).to_owned();
+        for (arm, rec) in &recs {
+            let (m, p, q) = metrics(&truth, rec)?;
+            per_image.push(PerImage {
+                arm: *arm,
+                image: i,
+                n_angles: na,
+                noise_i0: noise,
+                mse: m,
+                psnr: p,
+                ssim: q,
+            });
+        }
+        if i < cx.grid_digits {
+            kept.push((s, i, recs));
+        }
+    }
+    Ok((per_image, kept))
+}
+
 fn main() -> Result<()> {
+    netinv::core::retain_freed_memory();
     let mut args = Args::parse();
     if args.quick {
         args.n_images = args.n_images.min(6);
@@ -617,10 +709,10 @@ fn main() -> Result<()> {
         bail!("--val-images must be in 1..={VAL_RESERVE}");
     }
     let noises = parse_noise(&args.noise_i0)?;
-    // candle's CPU kernels size their parallel splits by RAYON_NUM_THREADS (read once, at
-    // the first op), not by the pool: keep both at --threads. Measured at 1 thread on
-    // 20 digits / 30 angles: 10 s with the variable set, 51 s without.
-    std::env::set_var("RAYON_NUM_THREADS", args.threads.max(1).to_string());
+    // Parallel over settings: each worker runs candle single-threaded (candle sizes its
+    // splits by RAYON_NUM_THREADS, read once at the first op; unset it cost 5x at 1
+    // thread), and the settings are independent, so results do not depend on --threads.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build_global()?;
@@ -650,21 +742,23 @@ fn main() -> Result<()> {
     } else {
         args.angles[0]
     };
-    let mut pg_weights = Vec::new();
-    for &noise in &noises {
-        let (w, scores) = if args.pg_iterations == 0 {
-            (0.0, Vec::new())
-        } else {
-            let op = CsrOperator::new(&scan_operator(SIZE, pg_angles)?);
-            tune_pg_class(&val, &net, &op, noise, args.pg_iterations, args.seed)?
-        };
-        pg_weights.push(json!({
-            "noise_i0": noise,
-            "n_angles": pg_angles,
-            "class_weight": w,
-            "val_psnr": scores,
-        }));
-    }
+    let pg_weights: Vec<serde_json::Value> = noises
+        .par_iter()
+        .map(|&noise| -> Result<serde_json::Value> {
+            let (w, scores) = if args.pg_iterations == 0 {
+                (0.0, Vec::new())
+            } else {
+                let op = CsrOperator::new(&scan_operator(SIZE, pg_angles)?);
+                tune_pg_class(&val, &net, &op, noise, args.pg_iterations, args.seed)?
+            };
+            Ok(json!({
+                "noise_i0": noise,
+                "n_angles": pg_angles,
+                "class_weight": w,
+                "val_psnr": scores,
+            }))
+        })
+        .collect::<Result<_>>()?;
     let pg_weight = |noise: Option<f64>| -> f64 {
         pg_weights
             .iter()
@@ -672,24 +766,17 @@ fn main() -> Result<()> {
             .and_then(|p| p["class_weight"].as_f64())
             .unwrap_or(1.0)
     };
-    let mut tuned = Vec::new();
-    let mut tuning_log = Vec::new();
-    for &na in &args.angles {
-        let op = CsrOperator::new(&scan_operator(SIZE, na)?);
-        for &noise in &noises {
-            let (w, tv_scores) = tune_tv(&val, &op, noise, args.pdhg_iterations, args.seed)?;
-            let (hybrid, hybrid_scores) = tune_hybrid(&val, &net, &op, noise, &base, args.seed)?;
-            tuning_log.push(json!({
-                "n_angles": na,
-                "noise_i0": noise,
-                "tv_weight": w,
-                "tv_val_psnr": tv_scores,
-                "hybrid": optimizer_name(&hybrid),
-                "hybrid_val_psnr": hybrid_scores,
-            }));
-            tuned.push((na, noise, w, hybrid));
-        }
-    }
+    let pairs: Vec<(usize, Option<f64>)> = args
+        .angles
+        .iter()
+        .flat_map(|&na| noises.iter().map(move |&noise| (na, noise)))
+        .collect();
+    let (tuning_log, tuned): (Vec<serde_json::Value>, Vec<Tuned>) = pairs
+        .par_iter()
+        .map(|&(na, noise)| tune_setting(&val, &net, na, noise, &args, &base))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
     println!(
         "TV weights and hybrid optimisers tuned on {} validation digits ({:.0} s)",
         val.len(),
@@ -698,58 +785,39 @@ fn main() -> Result<()> {
 
     let settings: Vec<(usize, Option<f64>, f32)> = tuned.iter().map(|t| (t.0, t.1, t.2)).collect();
     let progress = ProgressObserver::new(settings.len(), "ct_study");
-    let mut per_image: Vec<PerImage> = Vec::new();
-    // keep reconstructions of the first digits for the grid: (setting, image) -> arms
+    let done = AtomicUsize::new(0);
     let grid_digits = 3.min(test.len());
-    let mut kept: Vec<(usize, usize, ArmImages)> = Vec::new();
-    for (s, (na, noise, tv_w, hybrid)) in tuned.iter().enumerate() {
-        let (na, noise, tv_w) = (*na, *noise, *tv_w);
-        let op = CsrOperator::new(&scan_operator(SIZE, na)?);
-        let methods = Methods::new(
-            hybrid,
-            args.pg_iterations,
-            pg_weight(noise),
-            args.pdhg_iterations,
-        )?;
-        let sinograms: Vec<Array2<f32>> = (0..test.len())
-            .map(|i| {
-                let seed = args.seed ^ ((s as u64) << 32) ^ i as u64;
-                sinogram(&op, &test.image(i).to_owned(), noise, seed)
-            })
-            .collect::<Result<_>>()?;
-        let mut arms = classical_arms(&methods, &net, &op, &sinograms, tv_w, pg_images)?;
-        let labels: Vec<u32> = test.labels().iter().map(|&c| u32::from(c)).collect();
-        hybrid_arms(&methods, &net, &op, &sinograms, &labels, &mut arms)?;
-        progress.bar().set_position(s as u64 + 1);
-        // a plain line too: the bar is invisible when stderr is not a terminal
-        println!(
-            "setting {}/{}: {na} angles, noise {}, {:.0} s",
-            s + 1,
-            settings.len(),
-            noise_name(noise),
-            start.elapsed().as_secs_f64()
-        );
-        for recs in &mut arms {
-            recs.sort_by_key(|(arm, _)| *arm);
-        }
-        for (i, recs) in arms.into_iter().enumerate() {
-            let truth = test.image(i).to_owned();
-            for (arm, rec) in &recs {
-                let (m, p, q) = metrics(&truth, rec)?;
-                per_image.push(PerImage {
-                    arm: *arm,
-                    image: i,
-                    n_angles: na,
-                    noise_i0: noise,
-                    mse: m,
-                    psnr: p,
-                    ssim: q,
-                });
-            }
-            if i < grid_digits {
-                kept.push((s, i, recs));
-            }
-        }
+    let results: Vec<(Vec<PerImage>, Vec<Kept>)> = tuned
+        .par_iter()
+        .enumerate()
+        .map(|(s, setting)| {
+            let context = SettingContext {
+                net: &net,
+                test: &test,
+                args: &args,
+                pg_class_weight: pg_weight(setting.1),
+                pg_images,
+                grid_digits,
+            };
+            let out = run_setting(s, setting, &context)?;
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress.bar().set_position(d as u64);
+            // a plain line too: the bar is invisible when stderr is not a terminal
+            println!(
+                "setting {d}/{} done ({} angles, noise {}), {:.0} s",
+                settings.len(),
+                setting.0,
+                noise_name(setting.1),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let mut per_image: Vec<PerImage> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
+    for (rows, k) in results {
+        per_image.extend(rows);
+        kept.extend(k);
     }
     progress.bar().finish();
 

@@ -52,6 +52,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    netinv::core::retain_freed_memory();
     let args = Args::parse();
     let start = std::time::Instant::now();
     let mnist = netinv::data::Mnist::embedded()?;

@@ -30,6 +30,7 @@ mod error;
 mod grid;
 mod io;
 mod iterate;
+mod memory;
 mod progress;
 pub mod testing;
 
@@ -40,4 +41,5 @@ pub use iterate::{
     CostTolerance, IterState, MaxIterations, Monitor, NonFiniteCost, Observer, StopRule,
     Termination,
 };
+pub use memory::retain_freed_memory;
 pub use progress::ProgressObserver;

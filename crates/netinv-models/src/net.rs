@@ -179,6 +179,55 @@ impl ConvBlock {
     fn relu_pool(&self, z: &Tensor) -> candle_core::Result<Tensor> {
         ops::max_pool2x2_relu(z)
     }
+
+    /// The BatchNorm of this block in eval mode as a per-channel affine map of the
+    /// convolution's output `z`: `BN(z) = z * scale + shift` with
+    /// `scale = gamma / sqrt(running_var + eps)`, `shift = beta - running_mean * scale`
+    /// (both `[C]`); `None` without BatchNorm.
+    fn bn_affine(&self) -> candle_core::Result<Option<(Tensor, Tensor)>> {
+        let Some(bn) = &self.bn else {
+            return Ok(None);
+        };
+        let c = bn.running_mean().dim(0)?;
+        let (gamma, beta) = match bn.weight_and_bias() {
+            Some((g, b)) => (g.clone(), b.clone()),
+            None => (
+                Tensor::ones(c, bn.running_mean().dtype(), bn.running_mean().device())?,
+                Tensor::zeros(c, bn.running_mean().dtype(), bn.running_mean().device())?,
+            ),
+        };
+        let scale = (gamma / bn.running_var().affine(1.0, bn.eps())?.sqrt()?)?;
+        let shift = (beta - (bn.running_mean() * &scale)?)?;
+        Ok(Some((scale, shift)))
+    }
+
+    /// `BN(conv(x))` in eval mode, with the BatchNorm folded into the convolution
+    /// (`kernel * scale`, `bias * scale + shift`), so it costs one convolution and no
+    /// full-size broadcast ops; plain `conv(x)` without BatchNorm. Also returns the
+    /// `(scale, shift)` of [`bn_affine`](Self::bn_affine), from which statistics of `z`
+    /// follow from those of the output: `z = (y - shift) / scale`.
+    #[allow(clippy::type_complexity)]
+    fn conv_bn_eval(&self, x: &Tensor) -> candle_core::Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        match self.bn_affine()? {
+            None => Ok((self.conv(x)?, None)),
+            Some((scale, shift)) => {
+                let c = scale.dim(0)?;
+                let kernel = self.weight.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+                let bias = ((&self.bias * &scale)? + &shift)?;
+                let y = ops::conv2d_bias(x, &kernel, &bias, 1)?;
+                Ok((y, Some((scale, shift))))
+            }
+        }
+    }
+}
+
+/// Mean and biased variance of `t` `[rows, n]` along its last axis, each `[rows]`, as
+/// `E[t^2] - E[t]^2`: two reductions and no full-size broadcast op (the inputs here are
+/// normalised activations, so the cancellation is harmless).
+fn row_moments(t: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let mean = t.mean(D::Minus1)?;
+    let var = (t.sqr()?.mean(D::Minus1)? - mean.sqr()?)?;
+    Ok((mean, var))
 }
 
 /// A CNN classifier (see [`ClassifierConfig`]): `forward` maps images
@@ -374,32 +423,28 @@ impl Classifier {
         let mut stats = Vec::new();
         let mut h = x.clone();
         for block in &self.blocks {
-            let z = block.conv(&h)?;
-            let z = match &block.bn {
-                Some(bn) => {
-                    let (batch_mean, batch_var) = if per_image {
-                        let zt = z.flatten_from(2)?; // [b, c, h*w]
-                        let mean = zt.mean_keepdim(D::Minus1)?;
-                        let var = zt.broadcast_sub(&mean)?.sqr()?.mean(D::Minus1)?;
-                        (mean.squeeze(D::Minus1)?, var)
-                    } else {
-                        let c = z.dim(1)?;
-                        let zt = z.transpose(0, 1)?.flatten_from(1)?; // [c, b*h*w]
-                        let mean = zt.mean_keepdim(D::Minus1)?;
-                        let var = zt.broadcast_sub(&mean)?.sqr()?.mean(D::Minus1)?;
-                        (mean.reshape(c)?, var)
-                    };
-                    stats.push(BnStats {
-                        batch_mean,
-                        batch_var,
-                        running_mean: bn.running_mean().detach(),
-                        running_var: bn.running_var().detach(),
-                    });
-                    bn.forward_t(&z, false)?
-                }
-                None => z,
-            };
-            h = block.relu_pool(&z)?;
+            let (y, affine) = block.conv_bn_eval(&h)?;
+            if let (Some(bn), Some((scale, shift))) = (&block.bn, affine) {
+                // statistics of the output y = z * scale + shift, mapped back to z
+                let c = y.dim(1)?;
+                let (mean_y, var_y) = if per_image {
+                    row_moments(&y.flatten_from(2)?)? // [b, c]
+                } else {
+                    row_moments(&y.transpose(0, 1)?.flatten_from(1)?)? // [c]
+                };
+                let (scale, shift) = if per_image {
+                    (scale.reshape((1, c))?, shift.reshape((1, c))?)
+                } else {
+                    (scale, shift)
+                };
+                stats.push(BnStats {
+                    batch_mean: mean_y.broadcast_sub(&shift)?.broadcast_div(&scale)?,
+                    batch_var: var_y.broadcast_div(&scale.sqr()?)?,
+                    running_mean: bn.running_mean().detach(),
+                    running_var: bn.running_var().detach(),
+                });
+            }
+            h = block.relu_pool(&y)?;
         }
         Ok((self.head(&h)?, stats))
     }
@@ -412,10 +457,9 @@ impl ModuleT for Classifier {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for block in &self.blocks {
-            let z = block.conv(&h)?;
             let z = match &block.bn {
-                Some(bn) => bn.forward_t(&z, train)?,
-                None => z,
+                Some(bn) if train => bn.forward_t(&block.conv(&h)?, true)?,
+                _ => block.conv_bn_eval(&h)?.0,
             };
             h = block.relu_pool(&z)?;
         }
@@ -644,6 +688,51 @@ mod tests {
             .collect();
         let x = Tensor::from_vec(vals, (n, 1, 12, 12), &dev).unwrap();
         (net, x)
+    }
+
+    /// The eval-mode forward folds BatchNorm into the convolution; it must equal conv then
+    /// candle's BatchNorm with the running statistics, also for non-trivial statistics.
+    #[test]
+    fn folded_batch_norm_equals_conv_then_batch_norm() {
+        let (net, x) = tiny_bn_net_and_images(4, 5, 29, 89);
+        // a few training-mode passes move the running statistics away from (0, 1)
+        for _ in 0..5 {
+            net.forward_t(&(&x * 3.0).unwrap(), true).unwrap();
+        }
+        let mut h = x.clone();
+        for block in &net.blocks {
+            let z = block.conv(&h).unwrap();
+            let z = block.bn.as_ref().unwrap().forward_t(&z, false).unwrap();
+            h = block.relu_pool(&z).unwrap();
+        }
+        let expected = net
+            .head(&h)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let got = net
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let running = net.blocks[0].bn.as_ref().unwrap().running_mean();
+        assert!(
+            running
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 1e-3
+        );
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{g} vs {e}");
+        }
     }
 
     #[test]
