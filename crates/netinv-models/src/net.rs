@@ -6,7 +6,7 @@
 //! custom CPU ops of [`crate::ops`] (im2col + gemm, first-max pooling with the exact
 //! gradient).
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Linear, ModuleT, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -221,15 +221,6 @@ impl ConvBlock {
     }
 }
 
-/// Mean and biased variance of `t` `[rows, n]` along its last axis, each `[rows]`, as
-/// `E[t^2] - E[t]^2`: two reductions and no full-size broadcast op (the inputs here are
-/// normalised activations, so the cancellation is harmless).
-fn row_moments(t: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-    let mean = t.mean(D::Minus1)?;
-    let var = (t.sqr()?.mean(D::Minus1)? - mean.sqr()?)?;
-    Ok((mean, var))
-}
-
 /// A CNN classifier (see [`ClassifierConfig`]): `forward` maps images
 /// `[b, in_channels, image_size, image_size]` (f32, values typically in [0, 1]) to logits
 /// `[b, outputs]`.
@@ -428,9 +419,11 @@ impl Classifier {
                 // statistics of the output y = z * scale + shift, mapped back to z
                 let c = y.dim(1)?;
                 let (mean_y, var_y) = if per_image {
-                    row_moments(&y.flatten_from(2)?)? // [b, c]
+                    let (b, hw) = (y.dim(0)?, y.dim(2)? * y.dim(3)?);
+                    let (m, v) = ops::row_moments(&y.reshape((b * c, hw))?)?;
+                    (m.reshape((b, c))?, v.reshape((b, c))?)
                 } else {
-                    row_moments(&y.transpose(0, 1)?.flatten_from(1)?)? // [c]
+                    ops::row_moments(&y.transpose(0, 1)?.flatten_from(1)?)? // [c]
                 };
                 let (scale, shift) = if per_image {
                     (scale.reshape((1, c))?, shift.reshape((1, c))?)

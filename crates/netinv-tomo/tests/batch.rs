@@ -51,15 +51,22 @@ fn assert_same_run(a: &IterState, b: &IterState) {
 #[test]
 fn csr_batch_products_equal_single_products_bit_for_bit() {
     let op = CsrOperator::new(&ray(12, 7));
-    let xs = images(12, 1);
+    // 4 and 19 images: below and above the kernel's 16 register lanes, with a remainder
+    for n in [4, 19] {
+        batch_products_match(&op, n);
+    }
+}
+
+fn batch_products_match(op: &CsrOperator, n: usize) {
+    let xs: Vec<Array2<f32>> = (0..n as u64).flat_map(|s| images(12, s)).take(n).collect();
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let batch = stack_images(&views).unwrap();
-    let mut y = Array3::zeros((7, 18, xs.len()));
+    let mut y = Array3::zeros((7, 18, n));
     op.apply_batch_into(batch.view(), y.view_mut());
     for (k, x) in xs.iter().enumerate() {
         assert_eq!(y.index_axis(Axis(2), k), op.apply(x.view()));
     }
-    let mut back = Array3::zeros((12, 12, xs.len()));
+    let mut back = Array3::zeros((12, 12, n));
     op.adjoint_batch_into(y.view(), back.view_mut());
     for (k, yk) in unstack_images(y.view()).iter().enumerate() {
         assert_eq!(back.index_axis(Axis(2), k), op.adjoint(yk.view()));
@@ -119,7 +126,8 @@ fn batched_sirt_equals_sirt_image_by_image() {
 #[test]
 fn batched_pdhg_equals_pdhg_image_by_image_with_its_own_stop() {
     let op = CsrOperator::new(&ray(16, 8));
-    let xs = images(16, 4);
+    // 18 images: the batched product's register lanes and its remainder both run
+    let xs: Vec<Array2<f32>> = (4..9).flat_map(|s| images(16, s)).take(18).collect();
     let sinos = sinograms(&op, &xs);
     let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
     let solver = TvPdhg::new(TvConfig {

@@ -1,5 +1,6 @@
-//! Custom candle CPU ops for the hot layers: 2-d convolution (im2col + `gemm`) and 2x2
-//! max-pooling, with hand-written backward passes.
+//! Custom candle CPU ops for the hot layers: 2-d convolution (im2col + `gemm`), 2x2
+//! max-pooling and per-row mean / variance (the BatchNorm statistics), with hand-written
+//! backward passes.
 //!
 //! Why: on CPU, candle 0.11's own `conv2d` backward computes grad-input through a direct
 //! `conv_transpose2d` loop and computes gradients for every argument (also frozen weights
@@ -17,9 +18,11 @@
 //! single-threaded per call; results do not depend on the number of threads.
 
 mod conv;
+mod moments;
 mod pool;
 
 pub use conv::{conv2d, conv2d_bias};
+pub use moments::row_moments;
 pub use pool::{max_pool2x2, max_pool2x2_relu};
 
 /// Element types of the custom ops (f32 and f64).

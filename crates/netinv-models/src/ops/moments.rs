@@ -1,0 +1,184 @@
+//! Mean and biased variance along the last axis, in one pass each way.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+
+use super::{contiguous, Elem};
+
+/// `[rows, n]` -> `[rows, 2]`: (mean, biased variance) of each row, accumulated in f64.
+struct RowMoments;
+
+/// The backward op of [`RowMoments`]: from the input `[rows, n]` and `[rows, 4]` =
+/// (mean, var, dL/dmean, dL/dvar) to `dL/dx[r, i] = dL/dmean / n + dL/dvar * 2 (x - mean) / n`.
+struct RowMomentsGrad;
+
+fn rows_n(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
+    match layout.dims() {
+        &[rows, n] if n > 0 => Ok((rows, n)),
+        d => candle_core::bail!("{op}: expected [rows, n] with n >= 1, got {d:?}"),
+    }
+}
+
+fn moments_fwd<T: Elem>(x: &[T], n: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(2 * (x.len() / n));
+    for row in x.chunks_exact(n) {
+        let mean = row.iter().map(|v| v.to_f64()).sum::<f64>() / n as f64;
+        let var = row.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n as f64;
+        out.push(T::from_f64(mean));
+        out.push(T::from_f64(var));
+    }
+    out
+}
+
+fn moments_bwd<T: Elem>(x: &[T], packed: &[T], n: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(x.len());
+    for (row, p) in x.chunks_exact(n).zip(packed.chunks_exact(4)) {
+        let (mean, g_mean, g_var) = (p[0].to_f64(), p[2].to_f64(), p[3].to_f64());
+        let (a, b) = (g_mean / n as f64, 2.0 * g_var / n as f64);
+        out.extend(row.iter().map(|v| T::from_f64(a + b * (v.to_f64() - mean))));
+    }
+    out
+}
+
+impl CustomOp1 for RowMoments {
+    fn name(&self) -> &'static str {
+        "netinv-row-moments"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, n) = rows_n(l, self.name())?;
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(moments_fwd(contiguous(v, l, self.name())?, n)),
+            CpuStorage::F64(v) => CpuStorage::F64(moments_fwd(contiguous(v, l, self.name())?, n)),
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
+        };
+        Ok((out, Shape::from((rows, 2))))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !arg.track_op() {
+            return Ok(None);
+        }
+        let packed = Tensor::cat(&[res.detach(), grad_res.detach()], 1)?.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&packed, &RowMomentsGrad)?))
+    }
+}
+
+impl CustomOp2 for RowMomentsGrad {
+    fn name(&self) -> &'static str {
+        "netinv-row-moments-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, n) = rows_n(l1, self.name())?;
+        if l2.dims() != [rows, 4] {
+            candle_core::bail!("{}: expected [{rows}, 4], got {:?}", self.name(), l2.dims());
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(p)) => CpuStorage::F32(moments_bwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(p, l2, self.name())?,
+                n,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(p)) => CpuStorage::F64(moments_bwd(
+                contiguous(x, l1, self.name())?,
+                contiguous(p, l2, self.name())?,
+                n,
+            )),
+            _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Mean and biased variance of each row of `x` `[rows, n]`, each `[rows]`, in one pass
+/// over the data forward and one backward (candle's `mean` / broadcast-subtract / `sqr`
+/// chain makes several full-size temporaries):
+///
+/// ```text
+/// mean_r = (1/n) sum_i x[r, i]            var_r = (1/n) sum_i (x[r, i] - mean_r)^2
+/// dL/dx[r, i] = dL/dmean_r / n + dL/dvar_r * 2 (x[r, i] - mean_r) / n
+/// ```
+///
+/// # Errors
+/// If `x` is not `[rows, n]` with `n >= 1`, or not f32 / f64.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[1.0f32, 3.0], [2.0, 2.0]], &Device::Cpu).unwrap();
+/// let (mean, var) = netinv_models::ops::row_moments(&x).unwrap();
+/// assert_eq!(mean.to_vec1::<f32>().unwrap(), vec![2.0, 2.0]);
+/// assert_eq!(var.to_vec1::<f32>().unwrap(), vec![1.0, 0.0]);
+/// ```
+pub fn row_moments(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let m = x.contiguous()?.apply_op1(RowMoments)?;
+    Ok((
+        m.narrow(1, 0, 1)?.squeeze(1)?,
+        m.narrow(1, 1, 1)?.squeeze(1)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use netinv_core::testing::central_diff;
+
+    #[test]
+    fn gradient_matches_central_differences() {
+        let values: Vec<f64> = (0..12)
+            .map(|i| ((i * 7 % 11) as f64 * 0.37).sin())
+            .collect();
+        // loss = sum_r (w_r mean_r + u_r var_r)
+        let (w, u) = ([0.3, -1.2, 0.7], [1.1, 0.4, -0.9]);
+        let loss = |v: &[f64]| -> f64 {
+            v.chunks(4)
+                .enumerate()
+                .map(|(r, row)| {
+                    let m = row.iter().sum::<f64>() / 4.0;
+                    let var = row.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 4.0;
+                    w[r] * m + u[r] * var
+                })
+                .sum()
+        };
+        let x = Var::from_vec(values.clone(), (3, 4), &Device::Cpu).unwrap();
+        let (mean, var) = row_moments(x.as_tensor()).unwrap();
+        let wt = Tensor::new(&w, &Device::Cpu).unwrap();
+        let ut = Tensor::new(&u, &Device::Cpu).unwrap();
+        let total = ((mean * wt).unwrap().sum_all().unwrap()
+            + (var * ut).unwrap().sum_all().unwrap())
+        .unwrap();
+        assert!((total.to_scalar::<f64>().unwrap() - loss(&values)).abs() < 1e-12);
+        let grads = total.backward().unwrap();
+        let got = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let expected = central_diff(loss, &values, 1e-6);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-7, "{g} vs {e}");
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let x = Tensor::zeros((2, 3, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(row_moments(&x).is_err());
+        let empty = Tensor::zeros((2, 0), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(row_moments(&empty).is_err());
+    }
+}
