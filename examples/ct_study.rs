@@ -273,6 +273,9 @@ fn tv_config(weight: f32, iterations: usize) -> TvConfig {
     }
 }
 
+/// The sinograms of a set of digits, in digit order.
+type Sinograms = Vec<Array2<f32>>;
+
 /// The validation digits and their data at one setting (the noise seeded apart from the
 /// test digits').
 fn val_data(
@@ -280,7 +283,7 @@ fn val_data(
     op: &CsrOperator,
     noise: Option<f64>,
     seed: u64,
-) -> Result<(Vec<Array2<f32>>, Vec<Array2<f32>>)> {
+) -> Result<(Vec<Array2<f32>>, Sinograms)> {
     let truths: Vec<Array2<f32>> = (0..val.len()).map(|i| val.image(i).to_owned()).collect();
     let sinos = truths
         .iter()

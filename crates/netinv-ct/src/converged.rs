@@ -208,12 +208,7 @@ impl ClassPriorSolver {
         let sinogram = sinogram.insert_axis(Axis(2));
         let mut out = self.run(net, op, sinogram, x, &[label], &mut observe)?;
         let mut rec = out.pop().expect("a batch of one image gives one result");
-        let reason = rec
-            .state
-            .termination
-            .take()
-            .unwrap_or(Termination::MaxIterations);
-        monitor.finish(&mut rec.state, reason, &rec.image)?;
+        finish(&mut rec, monitor)?;
         Ok(rec)
     }
 
@@ -243,12 +238,7 @@ impl ClassPriorSolver {
         let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
         let mut out = self.run(net, op, sinograms.view(), x, labels, &mut quiet)?;
         for rec in &mut out {
-            let reason = rec
-                .state
-                .termination
-                .take()
-                .unwrap_or(Termination::MaxIterations);
-            Monitor::new().finish(&mut rec.state, reason, &rec.image)?;
+            finish(rec, &mut Monitor::new())?;
         }
         Ok(out)
     }
@@ -431,4 +421,18 @@ impl ClassPriorSolver {
         }
         Ok(stopped.into_iter().flatten().collect())
     }
+}
+
+/// Tells `monitor` that the run of `rec` has ended, with the reason `run` recorded.
+fn finish(
+    rec: &mut ClassPriorReconstruction,
+    monitor: &mut Monitor<'_, Array2<f32>>,
+) -> Result<()> {
+    let reason = rec
+        .state
+        .termination
+        .take()
+        .unwrap_or(Termination::MaxIterations);
+    monitor.finish(&mut rec.state, reason, &rec.image)?;
+    Ok(())
 }

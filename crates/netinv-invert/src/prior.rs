@@ -605,9 +605,8 @@ mod tests {
             Tensor::new(&rows, &dev).unwrap(),
             Tensor::new(&vars, &dev).unwrap(),
         );
-        let both_again = || both.clone();
         let joint = prior
-            .penalty(&[both.clone()])
+            .penalty(std::slice::from_ref(&both))
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
@@ -623,7 +622,7 @@ mod tests {
         // 0.5 * ((5 + 1) + (sqrt(5) + 0.5)): image 0, then image 1
         assert!((joint - alone).abs() < 1e-5, "{joint} vs {alone}");
         let each = prior
-            .penalty_per_image(&[both_again()])
+            .penalty_per_image(std::slice::from_ref(&both))
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();

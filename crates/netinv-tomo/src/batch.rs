@@ -4,9 +4,9 @@
 //! for the whole batch.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
-use netinv_core::{IterState, Termination};
+use netinv_core::{IterState, Monitor, Termination};
 
-use crate::{Error, Result};
+use crate::{Error, Reconstruction, Result};
 
 /// Stacks equally shaped 2-D arrays into one `[rows, cols, batch]` array (image `k` is
 /// `out[.., .., k]`).
@@ -127,4 +127,37 @@ impl BatchProgress {
     pub(crate) fn finish(self) -> Vec<Stopped> {
         self.stopped.into_iter().flatten().collect()
     }
+}
+
+/// Runs a batched solver `run(sinograms, start, observe)` on one image, reporting every
+/// iteration to `monitor`: `sinogram` `[angles, detectors]`, `start` `[rows, cols]`.
+pub(crate) fn run_one(
+    sinogram: ArrayView2<f32>,
+    start: Array2<f32>,
+    monitor: &mut Monitor<'_, Array2<f32>>,
+    run: impl FnOnce(ArrayView3<f32>, Array3<f32>, &mut Observe<'_>) -> Result<Vec<Stopped>>,
+) -> Result<Reconstruction> {
+    let start = start.insert_axis(Axis(2)).as_standard_layout().into_owned();
+    let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
+        Ok(monitor.after_iteration(state, &x.to_owned())?)
+    };
+    let (image, mut state, reason) = run(sinogram.insert_axis(Axis(2)), start, &mut observe)?
+        .pop()
+        .expect("a batch of one image gives one result");
+    monitor.finish(&mut state, reason, &image)?;
+    Ok(Reconstruction { image, state })
+}
+
+/// Runs a batched solver on a batch without observers and finishes every image's state.
+pub(crate) fn run_quiet(
+    run: impl FnOnce(&mut Observe<'_>) -> Result<Vec<Stopped>>,
+) -> Result<Vec<Reconstruction>> {
+    let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
+    run(&mut quiet)?
+        .into_iter()
+        .map(|(image, mut state, reason)| {
+            Monitor::new().finish(&mut state, reason, &image)?;
+            Ok(Reconstruction { image, state })
+        })
+        .collect()
 }

@@ -1,10 +1,12 @@
 //! SIRT, exactly as ASTRA's CPU `SIRT` algorithm.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
-use netinv_core::{IterState, MaxIterations, Monitor, StopRule, Termination};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
+use netinv_core::{IterState, MaxIterations, Monitor, StopRule};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{flat, flat_mut, stack_images, BatchProgress, Observe, Stopped};
+use crate::batch::{
+    flat, flat_mut, run_one, run_quiet, stack_images, BatchProgress, Observe, Stopped,
+};
 use crate::error::check_array;
 use crate::{Error, LinearOperator, Result};
 
@@ -162,16 +164,9 @@ impl Sirt {
             }
             None => Array2::zeros(op.domain_shape()),
         };
-        let x = x.insert_axis(Axis(2)).as_standard_layout().into_owned();
-        let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
-            Ok(monitor.after_iteration(state, &x.to_owned())?)
-        };
-        let (image, mut state, reason) = self
-            .run(op, sinogram.insert_axis(Axis(2)), x, &mut observe)?
-            .pop()
-            .expect("a batch of one image gives one result");
-        finish(monitor, &mut state, reason, &image)?;
-        Ok(Reconstruction { image, state })
+        run_one(sinogram, x, monitor, |b, x, observe| {
+            self.run(op, b, x, observe)
+        })
     }
 
     /// Reconstructs every sinogram of a batch, from `initial` (one image per sinogram) or
@@ -222,14 +217,7 @@ impl Sirt {
             }
             None => Array3::zeros((rows, cols, sinograms.len())),
         };
-        let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
-        self.run(op, batch.view(), x, &mut quiet)?
-            .into_iter()
-            .map(|(image, mut state, reason)| {
-                finish(&mut Monitor::new(), &mut state, reason, &image)?;
-                Ok(Reconstruction { image, state })
-            })
-            .collect()
+        run_quiet(|observe| self.run(op, batch.view(), x, observe))
     }
 
     /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
@@ -289,16 +277,6 @@ impl Sirt {
         }
         Ok(progress.finish())
     }
-}
-
-pub(crate) fn finish(
-    monitor: &mut Monitor<'_, Array2<f32>>,
-    state: &mut IterState,
-    reason: Termination,
-    x: &Array2<f32>,
-) -> Result<()> {
-    monitor.finish(state, reason, x)?;
-    Ok(())
 }
 
 /// SIRT's weights: `R = 1 / (A 1)` and `C = lambda / (A^T 1)`, 0 where a sum is ~0.

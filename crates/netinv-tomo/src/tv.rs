@@ -2,15 +2,17 @@
 //! method (Chambolle-Pock).
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
-use netinv_core::{IterState, MaxIterations, Monitor, StopRule, Termination};
+use netinv_core::{MaxIterations, Monitor, StopRule, Termination};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{flat, flat_mut, stack_images, BatchProgress, Observe, Stopped};
+use crate::batch::{
+    flat, flat_mut, run_one, run_quiet, stack_images, BatchProgress, Observe, Stopped,
+};
 use crate::error::check_array;
-use crate::sirt::{finish, Reconstruction};
+use crate::sirt::Reconstruction;
 use crate::{Error, LinearOperator, Result};
 
 /// Settings of [`TvPdhg`].
@@ -351,17 +353,9 @@ impl TvPdhg {
             }
             None => Array2::from_elem(shape, self.clip(0.0)),
         };
-        let x = x.insert_axis(Axis(2)).as_standard_layout().into_owned();
-        let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
-            Ok(monitor.after_iteration(state, &x.to_owned())?)
-        };
-        let sinogram = sinogram.insert_axis(Axis(2));
-        let (image, mut state, reason) = self
-            .run(op, sinogram, x, &mut observe)?
-            .pop()
-            .expect("a batch of one image gives one result");
-        finish(monitor, &mut state, reason, &image)?;
-        Ok(Reconstruction { image, state })
+        run_one(sinogram, x, monitor, |b, x, observe| {
+            self.run(op, b, x, observe)
+        })
     }
 
     /// Reconstructs every sinogram of a batch, starting from zero: the same result for
@@ -401,14 +395,7 @@ impl TvPdhg {
         let sinograms = stack_images(sinograms)?;
         let (rows, cols) = op.domain_shape();
         let x = Array3::from_elem((rows, cols, sinograms.dim().2), self.clip(0.0));
-        let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
-        self.run(op, sinograms.view(), x, &mut quiet)?
-            .into_iter()
-            .map(|(image, mut state, reason)| {
-                finish(&mut Monitor::new(), &mut state, reason, &image)?;
-                Ok(Reconstruction { image, state })
-            })
-            .collect()
+        run_quiet(|observe| self.run(op, sinograms.view(), x, observe))
     }
 
     /// `v` clipped to the box.
