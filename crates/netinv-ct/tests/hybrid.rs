@@ -222,6 +222,14 @@ fn label_free_mode_uses_the_prediction_on_the_current_image() {
     assert_eq!(bits(&again.image), bits(&once.image));
 }
 
+/// The largest pixel-wise difference of two images.
+fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+    a.iter()
+        .zip(b.iter())
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn rec_cfg() -> HybridConfig {
     HybridConfig {
         warmup_sirt: 5,
@@ -252,12 +260,7 @@ fn a_batch_reconstructs_each_image_as_if_alone() {
         let alone = hybrid
             .reconstruct(net, &op, views[k], labels[k], None, &mut Monitor::new())
             .unwrap();
-        let diff = alone
-            .image
-            .iter()
-            .zip(b.image.iter())
-            .map(|(a, c)| (a - c).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(&alone.image, &b.image);
         assert!(diff < 1e-4, "image {k}: largest difference {diff}");
         assert_eq!(b.records.len(), alone.records.len());
         let classes = |r: &[netinv_ct::IterationRecord]| -> Vec<Option<u32>> {
@@ -389,12 +392,7 @@ fn class_prior_batch_reconstructs_each_image_as_if_alone() {
                 &mut Monitor::new(),
             )
             .unwrap();
-        let diff = alone
-            .image
-            .iter()
-            .zip(b.image.iter())
-            .map(|(a, c)| (a - c).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(&alone.image, &b.image);
         assert!(diff < 1e-4, "image {k}: largest difference {diff}");
         assert_eq!(b.state.iteration, alone.state.iteration);
         assert_eq!(b.state.termination, alone.state.termination);
