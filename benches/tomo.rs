@@ -12,6 +12,8 @@
 //! `run(20)`) and reports it per iteration. `tv-pdhg-digits/*` solves 64 digit-sized
 //! (28x28, 30 angles) TV problems, 200 PDHG iterations each, one by one and as one batch
 //! (`TvPdhg::reconstruct_batch`), and reports the time per image and iteration.
+//! `csr-batch/*` is one batched CSR product (`apply_batch_into` / `adjoint_batch_into`) at
+//! the CT study's densest shape, 200 digits at 90 angles, reported per digit.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ mod cpu_time;
 use cpu_time::CpuTime;
 use criterion::measurement::Measurement;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 use netinv::tomo::{
     CsrOperator, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig,
     TvConfig, TvPdhg,
@@ -33,6 +35,8 @@ use rand::{Rng, SeedableRng};
 const SIRT_ITERS: usize = 20;
 const DIGITS: usize = 64;
 const PDHG_ITERS: usize = 200;
+/// Digits per batch in the CT study (`ct_study`'s default `--n-images`).
+const STUDY_BATCH: usize = 200;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -45,6 +49,11 @@ fn operator(n: usize, angles: usize) -> RayTransform {
     let n_det = (n as f64 * std::f64::consts::SQRT_2).ceil() as usize + 2;
     let geom = ParallelBeam2d::uniform(n, n, angles, n_det, 1.0).expect("geometry");
     RayTransform::new(geom).expect("operator")
+}
+
+/// `[rows, cols, STUDY_BATCH]`.
+fn batch_shape((rows, cols): (usize, usize)) -> (usize, usize, usize) {
+    (rows, cols, STUDY_BATCH)
 }
 
 fn random(shape: (usize, usize), seed: u64) -> Array2<f32> {
@@ -96,6 +105,24 @@ fn workloads<'a>(
                 black_box(pdhg2.reconstruct_batch(&data.csr28, &views).expect("pdhg"));
             }),
             per_image_iteration,
+        ),
+        (
+            "csr-batch/28px-90ang-b200-forward".into(),
+            Box::new(move || {
+                let mut y = Array3::zeros(batch_shape(data.csr90.range_shape()));
+                data.csr90.apply_batch_into(data.digits.view(), y.view_mut());
+                black_box(y);
+            }),
+            STUDY_BATCH as u32,
+        ),
+        (
+            "csr-batch/28px-90ang-b200-adjoint".into(),
+            Box::new(move || {
+                let mut x = Array3::zeros(batch_shape(data.csr90.domain_shape()));
+                data.csr90.adjoint_batch_into(data.digit_sinos90.view(), x.view_mut());
+                black_box(x);
+            }),
+            STUDY_BATCH as u32,
         ),
         (
             "project/128px-90ang".into(),
@@ -158,6 +185,11 @@ fn workloads<'a>(
 
 struct Data {
     csr28: CsrOperator,
+    /// The CT study's densest operator (28x28 digits, 90 angles) and a batch of
+    /// `STUDY_BATCH` images `[28, 28, b]` and sinograms for it.
+    csr90: CsrOperator,
+    digits: Array3<f32>,
+    digit_sinos90: Array3<f32>,
     digit_sinograms: Vec<Array2<f32>>,
     x128: Array2<f32>,
     y128: Array2<f32>,
@@ -175,8 +207,17 @@ fn setup() -> (RayTransform, CsrOperator, RayTransform, Data) {
     let digit_sinograms = (0..DIGITS as u64)
         .map(|k| csr28.apply(random((28, 28), 10 + k).view()))
         .collect();
+    let csr90 = CsrOperator::new(&operator(28, 90));
+    let digits = Array3::from_shape_fn((28, 28, STUDY_BATCH), |(i, j, k)| {
+        ((i * 31 + j * 17 + k * 7) % 101) as f32 / 100.0
+    });
+    let mut digit_sinos90 = Array3::zeros(batch_shape(csr90.range_shape()));
+    csr90.apply_batch_into(digits.view(), digit_sinos90.view_mut());
     let data = Data {
         csr28,
+        csr90,
+        digits,
+        digit_sinos90,
         digit_sinograms,
         x128,
         y128,

@@ -723,7 +723,10 @@ fn main() -> Result<()> {
     let start = Instant::now();
     let mnist = Mnist::embedded()?;
     let (net, accuracy) = classifier(&args, &mnist)?;
-    println!("BatchNorm classifier: test accuracy {accuracy:.4}");
+    println!(
+        "BatchNorm classifier: test accuracy {accuracy:.4} ({:.0} s)",
+        start.elapsed().as_secs_f64()
+    );
     let test = mnist.test().take(args.n_images);
     let n_train = mnist.train().len();
     let val_idx: Vec<usize> = (n_train - args.val_images.max(1)..n_train).collect();
@@ -762,6 +765,10 @@ fn main() -> Result<()> {
             }))
         })
         .collect::<Result<_>>()?;
+    println!(
+        "pg_class weights tuned ({:.0} s)",
+        start.elapsed().as_secs_f64()
+    );
     let pg_weight = |noise: Option<f64>| -> f64 {
         pg_weights
             .iter()
