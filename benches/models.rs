@@ -4,7 +4,11 @@
 //!   SGD update (lr 0.01) on a batch of 64;
 //! - `invert-step/netinv-small-b10-t{threads}`: x `[10, 1, 28, 28]` a `Var`, forward through
 //!   a frozen net (plain tensors), cross-entropy to targets 0..9, backward to x, an Adam
-//!   update of x (lr 0.05) and a clamp to [0, 1].
+//!   update of x (lr 0.05) and a clamp to [0, 1];
+//! - `invert-step/bn-netinv-small-b200-t{threads}`: the CT study's network term: x
+//!   `[200, 1, 28, 28]` a `Var`, forward through a frozen BatchNorm net with per-image BN
+//!   statistics, cross-entropy to targets plus the BN-statistics prior (weight 0.01),
+//!   backward to x (no update).
 //!
 //! candle's CPU pool reads `RAYON_NUM_THREADS` once, so run the bench once per thread
 //! count; the id carries it:
@@ -21,6 +25,7 @@ mod cpu_time;
 
 use cpu_time::CpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use netinv::invert::{BnStatsPrior, InvertibleNet};
 use netinv::models::{init::initial_tensors, Classifier, ClassifierConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -109,9 +114,39 @@ fn invert_step(c: &mut Criterion<CpuTime>) {
     group.finish();
 }
 
+fn invert_step_bn_b200(c: &mut Criterion<CpuTime>) {
+    let dev = Device::Cpu;
+    let cfg = ClassifierConfig {
+        batch_norm: true,
+        ..ClassifierConfig::netinv_small()
+    };
+    let tensors = initial_tensors(&cfg, 0, &dev)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let net = Classifier::new(&cfg, VarBuilder::from_tensors(tensors, DType::F32, &dev)).unwrap();
+    let x = Var::from_vec(uniform(200 * 784, 3), (200, 1, 28, 28), &dev).unwrap();
+    let targets: Vec<u32> = (0..200).map(|i| (i % 10) as u32).collect();
+    let targets = Tensor::from_vec(targets, 200, &dev).unwrap();
+    let prior = BnStatsPrior::new(0.01).unwrap();
+    let mut group = c.benchmark_group("invert-step");
+    let id = BenchmarkId::from_parameter(format!("bn-netinv-small-b200-t{}", threads()));
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            let (logits, stats) =
+                InvertibleNet::forward_with_image_bn_stats(&net, x.as_tensor()).unwrap();
+            let ce = candle_nn::loss::cross_entropy(&logits, &targets).unwrap();
+            let bn = prior.penalty_per_image(&stats).unwrap().sum_all().unwrap();
+            let grads = (ce + bn).unwrap().backward().unwrap();
+            grads.get(x.as_tensor()).unwrap().detach()
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(CpuTime);
-    targets = train_step, invert_step
+    targets = train_step, invert_step, invert_step_bn_b200
 }
 criterion_main!(benches);

@@ -196,8 +196,13 @@ impl ConvBlock {
                 Tensor::zeros(c, bn.running_mean().dtype(), bn.running_mean().device())?,
             ),
         };
-        let scale = (gamma / bn.running_var().affine(1.0, bn.eps())?.sqrt()?)?;
-        let shift = (beta - (bn.running_mean() * &scale)?)?;
+        // candle-nn keeps the running statistics as `Var`s (training updates them in
+        // place). They are never trained by gradient, so detach them: otherwise the folded
+        // kernel and bias of a frozen net would track ops, and every backward pass would
+        // compute a kernel and bias gradient nobody reads.
+        let (running_mean, running_var) = (bn.running_mean().detach(), bn.running_var().detach());
+        let scale = (gamma / running_var.affine(1.0, bn.eps())?.sqrt()?)?;
+        let shift = (beta - (running_mean * &scale)?)?;
         Ok(Some((scale, shift)))
     }
 
@@ -725,6 +730,39 @@ mod tests {
         );
         for (g, e) in got.iter().zip(&expected) {
             assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{g} vs {e}");
+        }
+    }
+
+    /// Inverting a frozen BatchNorm net must differentiate to the input only: candle-nn
+    /// keeps the running statistics as `Var`s, and a folded kernel built from them would
+    /// make every backward pass compute kernel and bias gradients (and reach the `Var`s).
+    #[test]
+    fn eval_backward_never_reaches_the_running_statistics() {
+        let cfg = ClassifierConfig {
+            batch_norm: true,
+            ..ClassifierConfig::netinv_small()
+        };
+        let tensors = crate::init::initial_tensors(&cfg, 4, &Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let net = Classifier::new(
+            &cfg,
+            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let x = candle_core::Var::from_tensor(
+            &Tensor::rand(0f32, 1f32, (2, 1, 28, 28), &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let (logits, stats) = net.forward_with_image_bn_stats(x.as_tensor()).unwrap();
+        let loss = (logits.sum_all().unwrap() + stats[1].batch_var.sum_all().unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        for block in &net.blocks {
+            let bn = block.bn.as_ref().unwrap();
+            assert!(grads.get(bn.running_mean()).is_none());
+            assert!(grads.get(bn.running_var()).is_none());
         }
     }
 
