@@ -424,9 +424,7 @@ impl Classifier {
                 // statistics of the output y = z * scale + shift, mapped back to z
                 let c = y.dim(1)?;
                 let (mean_y, var_y) = if per_image {
-                    let (b, hw) = (y.dim(0)?, y.dim(2)? * y.dim(3)?);
-                    let (m, v) = ops::row_moments(&y.reshape((b * c, hw))?)?;
-                    (m.reshape((b, c))?, v.reshape((b, c))?)
+                    ops::plane_moments(&y)?
                 } else {
                     ops::row_moments(&y.transpose(0, 1)?.flatten_from(1)?)? // [c]
                 };

@@ -22,7 +22,7 @@ mod moments;
 mod pool;
 
 pub use conv::{conv2d, conv2d_bias};
-pub use moments::row_moments;
+pub use moments::{plane_moments, row_moments};
 pub use pool::{max_pool2x2, max_pool2x2_relu};
 
 /// Element types of the custom ops (f32 and f64).

@@ -4,19 +4,37 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::{contiguous, Elem};
 
-/// `[rows, n]` -> `[rows, 2]`: (mean, biased variance) of each row, accumulated in f64.
-struct RowMoments;
+/// Which axes form a row: a tensor of rank `2` (`[rows, n]`, rows along the last axis) or
+/// `4` (`[b, c, h, w]`, one row per plane `(b, c)`, `n = h * w`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Last,
+    Planes,
+}
 
-/// The backward op of [`RowMoments`]: from the input `[rows, n]` and `[rows, 4]` =
-/// (mean, var, dL/dmean, dL/dvar) to `dL/dx[r, i] = dL/dmean / n + dL/dvar * 2 (x - mean) / n`.
-struct RowMomentsGrad;
-
-fn rows_n(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
-    match layout.dims() {
-        &[rows, n] if n > 0 => Ok((rows, n)),
-        d => candle_core::bail!("{op}: expected [rows, n] with n >= 1, got {d:?}"),
+impl Rows {
+    /// `(rows, n)` of a tensor of this kind, or an error for another rank or `n = 0`.
+    fn of(self, layout: &Layout, op: &str) -> candle_core::Result<(usize, usize)> {
+        match (self, layout.dims()) {
+            (Rows::Last, &[rows, n]) if n > 0 => Ok((rows, n)),
+            (Rows::Planes, &[b, c, h, w]) if h * w > 0 => Ok((b * c, h * w)),
+            (Rows::Last, d) => {
+                candle_core::bail!("{op}: expected [rows, n] with n >= 1, got {d:?}")
+            }
+            (Rows::Planes, d) => {
+                candle_core::bail!("{op}: expected [b, c, h, w] with h * w >= 1, got {d:?}")
+            }
+        }
     }
 }
+
+/// `[rows, n]` (or the planes of `[b, c, h, w]`) -> `[rows, 2]`: (mean, biased variance) of
+/// each row, accumulated in f64.
+struct RowMoments(Rows);
+
+/// The backward op of [`RowMoments`]: from the input and `[rows, 4]` = (mean, var,
+/// dL/dmean, dL/dvar) to `dL/dx[r, i] = dL/dmean / n + dL/dvar * 2 (x - mean) / n`.
+struct RowMomentsGrad(Rows);
 
 fn moments_fwd<T: Elem>(x: &[T], n: usize) -> Vec<T> {
     let rows = x.len() / n;
@@ -78,7 +96,7 @@ impl CustomOp1 for RowMoments {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, n) = rows_n(l, self.name())?;
+        let (rows, n) = self.0.of(l, self.name())?;
         let out = match s {
             CpuStorage::F32(v) => CpuStorage::F32(moments_fwd(contiguous(v, l, self.name())?, n)),
             CpuStorage::F64(v) => CpuStorage::F64(moments_fwd(contiguous(v, l, self.name())?, n)),
@@ -97,7 +115,9 @@ impl CustomOp1 for RowMoments {
             return Ok(None);
         }
         let packed = Tensor::cat(&[res.detach(), grad_res.detach()], 1)?.contiguous()?;
-        Ok(Some(arg.apply_op2_no_bwd(&packed, &RowMomentsGrad)?))
+        Ok(Some(
+            arg.apply_op2_no_bwd(&packed, &RowMomentsGrad(self.0))?,
+        ))
     }
 }
 
@@ -113,7 +133,7 @@ impl CustomOp2 for RowMomentsGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, n) = rows_n(l1, self.name())?;
+        let (rows, n) = self.0.of(l1, self.name())?;
         if l2.dims() != [rows, 4] {
             candle_core::bail!("{}: expected [{rows}, 4], got {:?}", self.name(), l2.dims());
         }
@@ -155,10 +175,35 @@ impl CustomOp2 for RowMomentsGrad {
 /// assert_eq!(var.to_vec1::<f32>().unwrap(), vec![1.0, 0.0]);
 /// ```
 pub fn row_moments(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-    let m = x.contiguous()?.apply_op1(RowMoments)?;
+    let m = x.contiguous()?.apply_op1(RowMoments(Rows::Last))?;
     Ok((
         m.narrow(1, 0, 1)?.squeeze(1)?,
         m.narrow(1, 1, 1)?.squeeze(1)?,
+    ))
+}
+
+/// Mean and biased variance of every plane `x[b, c]` of `x` `[b, c, h, w]` (over `h * w`
+/// pixels), each `[b, c]`: [`row_moments`] of `x` seen as `[b * c, h * w]`, without the
+/// reshape (in candle's backward pass every node's gradient is a fresh zero-filled buffer
+/// plus an add, so a reshape of a full-size activation costs two full-size passes).
+///
+/// # Errors
+/// If `x` is not `[b, c, h, w]` with `h * w >= 1`, or not f32 / f64.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[1.0f32, 3.0, 2.0, 2.0], &Device::Cpu).unwrap().reshape((1, 2, 1, 2)).unwrap();
+/// let (mean, var) = netinv_models::ops::plane_moments(&x).unwrap();
+/// assert_eq!(mean.to_vec2::<f32>().unwrap(), vec![vec![2.0, 2.0]]);
+/// assert_eq!(var.to_vec2::<f32>().unwrap(), vec![vec![1.0, 0.0]]);
+/// ```
+pub fn plane_moments(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let (b, c, _, _) = x.dims4()?;
+    let m = x.contiguous()?.apply_op1(RowMoments(Rows::Planes))?;
+    Ok((
+        m.narrow(1, 0, 1)?.reshape((b, c))?,
+        m.narrow(1, 1, 1)?.reshape((b, c))?,
     ))
 }
 
@@ -228,11 +273,40 @@ mod tests {
         }
     }
 
+    /// `plane_moments` is `row_moments` of the `[b * c, h * w]` reshape, values and
+    /// gradients.
+    #[test]
+    fn plane_moments_equal_row_moments_of_the_reshape() {
+        let values: Vec<f32> = (0..2 * 3 * 4 * 5)
+            .map(|i| ((i * 7 % 17) as f32 * 0.43).sin())
+            .collect();
+        let weights = Tensor::new(&[0.3f32, -1.0, 0.5, 2.0, -0.7, 1.3], &Device::Cpu).unwrap();
+        let run = |planes: bool| {
+            let x = Var::from_vec(values.clone(), (2, 3, 4, 5), &Device::Cpu).unwrap();
+            let (m, v) = if planes {
+                let (m, v) = plane_moments(x.as_tensor()).unwrap();
+                (m.flatten_all().unwrap(), v.flatten_all().unwrap())
+            } else {
+                row_moments(&x.as_tensor().reshape((6, 20)).unwrap()).unwrap()
+            };
+            let loss = ((&m * &weights).unwrap().sum_all().unwrap()
+                + v.sqr().unwrap().sum_all().unwrap())
+            .unwrap();
+            let grad = loss.backward().unwrap().get(x.as_tensor()).unwrap().clone();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (flat(&m), flat(&v), flat(&grad))
+        };
+        assert_eq!(run(true), run(false));
+    }
+
     #[test]
     fn bad_shapes_are_errors() {
         let x = Tensor::zeros((2, 3, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert!(row_moments(&x).is_err());
         let empty = Tensor::zeros((2, 0), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert!(row_moments(&empty).is_err());
+        assert!(plane_moments(&x).is_err());
+        let flat = Tensor::zeros((2, 3, 0, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(plane_moments(&flat).is_err());
     }
 }
