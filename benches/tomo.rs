@@ -12,6 +12,10 @@
 //! `run(20)`) and reports it per iteration. `tv-pdhg-digits/*` solves 64 digit-sized
 //! (28x28, 30 angles) TV problems, 200 PDHG iterations each, one by one and as one batch
 //! (`TvPdhg::reconstruct_batch`), and reports the time per image and iteration.
+//! `tv-pdhg-tune/*` is the CT study's TV-weight tuning of one setting (8 validation digits
+//! at 7 TV weights, 28x28, 30 angles, 200 iterations): one batch of 8 per weight, or one
+//! batch of 56 with a weight per image (`TvPdhg::reconstruct_batch_weighted`), per image
+//! and iteration.
 //! `csr-batch/*` is one batched CSR product (`apply_batch_into` / `adjoint_batch_into`) at
 //! the CT study's densest shape, 200 digits at 90 angles, reported per digit.
 
@@ -37,6 +41,9 @@ const DIGITS: usize = 64;
 const PDHG_ITERS: usize = 200;
 /// Digits per batch in the CT study (`ct_study`'s default `--n-images`).
 const STUDY_BATCH: usize = 200;
+/// The CT study's TV-weight grid and validation digits per setting.
+const TV_GRID: [f32; 7] = [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+const VAL_DIGITS: usize = 8;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -87,7 +94,16 @@ fn workloads<'a>(
     })
     .expect("pdhg");
     let pdhg2 = pdhg.clone();
+    let pdhg3 = pdhg.clone();
+    let pdhg4 = pdhg.clone();
     let per_image_iteration = (DIGITS * PDHG_ITERS) as u32;
+    let tune_per_image_iteration = (TV_GRID.len() * VAL_DIGITS * PDHG_ITERS) as u32;
+    let val_views = move || -> Vec<_> {
+        data.digit_sinograms[..VAL_DIGITS]
+            .iter()
+            .map(|y| y.view())
+            .collect()
+    };
     vec![
         (
             "tv-pdhg-digits/64x28px-30ang-one-by-one".into(),
@@ -107,10 +123,42 @@ fn workloads<'a>(
             per_image_iteration,
         ),
         (
+            "tv-pdhg-tune/7x8x28px-30ang-per-weight".into(),
+            Box::new(move || {
+                let views = val_views();
+                for &weight in &TV_GRID {
+                    let cfg = TvConfig {
+                        weight,
+                        ..pdhg3.config().clone()
+                    };
+                    let solver = TvPdhg::new(cfg).expect("pdhg");
+                    black_box(solver.reconstruct_batch(&data.csr28, &views).expect("pdhg"));
+                }
+            }),
+            tune_per_image_iteration,
+        ),
+        (
+            "tv-pdhg-tune/7x8x28px-30ang-weighted".into(),
+            Box::new(move || {
+                let views: Vec<_> = TV_GRID.iter().flat_map(|_| val_views()).collect();
+                let weights: Vec<f32> = TV_GRID
+                    .iter()
+                    .flat_map(|&w| std::iter::repeat_n(w, VAL_DIGITS))
+                    .collect();
+                black_box(
+                    pdhg4
+                        .reconstruct_batch_weighted(&data.csr28, &views, &weights)
+                        .expect("pdhg"),
+                );
+            }),
+            tune_per_image_iteration,
+        ),
+        (
             "csr-batch/28px-90ang-b200-forward".into(),
             Box::new(move || {
                 let mut y = Array3::zeros(batch_shape(data.csr90.range_shape()));
-                data.csr90.apply_batch_into(data.digits.view(), y.view_mut());
+                data.csr90
+                    .apply_batch_into(data.digits.view(), y.view_mut());
                 black_box(y);
             }),
             STUDY_BATCH as u32,
@@ -119,7 +167,8 @@ fn workloads<'a>(
             "csr-batch/28px-90ang-b200-adjoint".into(),
             Box::new(move || {
                 let mut x = Array3::zeros(batch_shape(data.csr90.domain_shape()));
-                data.csr90.adjoint_batch_into(data.digit_sinos90.view(), x.view_mut());
+                data.csr90
+                    .adjoint_batch_into(data.digit_sinos90.view(), x.view_mut());
                 black_box(x);
             }),
             STUDY_BATCH as u32,

@@ -1,7 +1,7 @@
 //! TV-regularised and box-constrained least squares by the primal-dual hybrid gradient
 //! method (Chambolle-Pock).
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use netinv_core::{MaxIterations, Monitor, StopRule, Termination};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -354,7 +354,7 @@ impl TvPdhg {
             None => Array2::from_elem(shape, self.clip(0.0)),
         };
         run_one(sinogram, x, monitor, |b, x, observe| {
-            self.run(op, b, x, observe)
+            self.run(op, b, x, &[self.config.weight], observe)
         })
     }
 
@@ -389,13 +389,56 @@ impl TvPdhg {
         op: &O,
         sinograms: &[ArrayView2<f32>],
     ) -> Result<Vec<Reconstruction>> {
+        let weights = vec![self.config.weight; sinograms.len()];
+        self.reconstruct_batch_weighted(op, sinograms, &weights)
+    }
+
+    /// [`reconstruct_batch`](Self::reconstruct_batch) with a TV weight per sinogram:
+    /// image `k` is solved with `weights[k]` in place of the configuration's weight (every
+    /// other setting shared), and its result is the one `reconstruct_batch` gives with
+    /// that weight as the configuration's (bit for bit with a [`CsrOperator`]: the images
+    /// of a batch do not interact, each has its own step sizes, TV term and stop). One
+    /// batch over a grid of weights is how to tune the weight cheaply: the batched
+    /// projection costs much less per image than several small batches.
+    ///
+    /// # Errors
+    /// As [`reconstruct_batch`](Self::reconstruct_batch), plus [`Error::Shape`] if
+    /// `weights` does not have one weight per sinogram and [`Error::InvalidConfig`] if a
+    /// weight is negative or not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{shepp_logan, CsrOperator, LinearOperator, ParallelBeam2d, RayTransform, TvConfig, TvPdhg};
+    /// let ray = RayTransform::new(ParallelBeam2d::uniform(16, 16, 8, 24, 1.0).unwrap()).unwrap();
+    /// let op = CsrOperator::new(&ray);
+    /// let sinogram = op.apply(shepp_logan(16, 16).unwrap().view());
+    /// let config = TvConfig { iterations: 50, ..Default::default() };
+    /// let solver = TvPdhg::new(config.clone()).unwrap();
+    /// // the same sinogram at three TV weights, in one batch
+    /// let weights = [0.0, 0.01, 0.1];
+    /// let batch = solver
+    ///     .reconstruct_batch_weighted(&op, &[sinogram.view(); 3], &weights)
+    ///     .unwrap();
+    /// let alone = TvPdhg::new(TvConfig { weight: 0.1, ..config }).unwrap();
+    /// assert_eq!(batch[2].image, alone.reconstruct(&op, sinogram.view()).unwrap().image);
+    /// assert!(solver.reconstruct_batch_weighted(&op, &[sinogram.view()], &[-1.0]).is_err());
+    /// ```
+    ///
+    /// [`CsrOperator`]: crate::CsrOperator
+    pub fn reconstruct_batch_weighted<O: LinearOperator + ?Sized>(
+        &self,
+        op: &O,
+        sinograms: &[ArrayView2<f32>],
+        weights: &[f32],
+    ) -> Result<Vec<Reconstruction>> {
         for b in sinograms {
             check_array("sinogram", op.range_shape(), *b)?;
         }
+        check_weights(weights, sinograms.len())?;
         let sinograms = stack_images(sinograms)?;
         let (rows, cols) = op.domain_shape();
         let x = Array3::from_elem((rows, cols, sinograms.dim().2), self.clip(0.0));
-        run_quiet(|observe| self.run(op, sinograms.view(), x, observe))
+        run_quiet(|observe| self.run(op, sinograms.view(), x, weights, observe))
     }
 
     /// `v` clipped to the box.
@@ -404,28 +447,52 @@ impl TvPdhg {
         self.config.max.map_or(v, |hi| v.min(hi))
     }
 
+    /// The step sizes `(tau, sigma)` for `K = [A; grad]` (or `A` without `with_gradient`).
+    fn step_sizes<O: LinearOperator + ?Sized>(&self, op: &O, with_gradient: bool) -> (f32, f32) {
+        let cfg = &self.config;
+        let l = 1.05 * operator_norm(op, with_gradient, cfg.power_iterations, cfg.seed);
+        let l = if l > 0.0 { l } else { 1.0 };
+        (
+            (cfg.step_ratio / l) as f32,
+            (1.0 / (cfg.step_ratio * l)) as f32,
+        )
+    }
+
     /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
-    /// initial images `[rows, cols, batch]` (in the box, standard layout). After every
-    /// iteration, `observe(k, state, image)` is called for each image `k` still running
-    /// and may stop it. Returns each image as it was when it stopped, with its state and
-    /// the reason.
+    /// initial images `[rows, cols, batch]` (in the box, standard layout), `weights` the
+    /// TV weight of each image (checked). Each image has the step sizes, TV term and cost
+    /// of a run with its weight alone: an image with weight 0 gets the step sizes of `A`
+    /// and no TV term, as in a least-squares run. After every iteration,
+    /// `observe(k, state, image)` is called for each image `k` still running and may stop
+    /// it. Returns each image as it was when it stopped, with its state and the reason.
     fn run<O: LinearOperator + ?Sized>(
         &self,
         op: &O,
         sinograms: ArrayView3<f32>,
         mut x: Array3<f32>,
+        weights: &[f32],
         observe: &mut Observe<'_>,
     ) -> Result<Vec<Stopped>> {
         let cfg = &self.config;
         let dims = x.dim();
         let batch = dims.2;
         let range = (sinograms.dim().0, sinograms.dim().1, batch);
-        let use_tv = cfg.weight > 0.0;
-        let lambda = cfg.weight;
-        let l = 1.05 * operator_norm(op, use_tv, cfg.power_iterations, cfg.seed);
-        let l = if l > 0.0 { l } else { 1.0 };
-        let tau = (cfg.step_ratio / l) as f32;
-        let sigma = (1.0 / (cfg.step_ratio * l)) as f32;
+        let tv_mask: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
+        let with_tv = |k: usize| tv_mask[k];
+        let any_tv = tv_mask.contains(&true);
+        // one operator-norm estimate per kind of image in the batch
+        let tv_steps = any_tv.then(|| self.step_sizes(op, true));
+        let plain_steps = (0..batch)
+            .any(|k| !with_tv(k))
+            .then(|| self.step_sizes(op, false));
+        let steps: Vec<(f32, f32)> = (0..batch)
+            .map(|k| {
+                let steps = if with_tv(k) { tv_steps } else { plain_steps };
+                steps.expect("the steps of every kind of image present are computed")
+            })
+            .collect();
+        let tau: Vec<f32> = steps.iter().map(|s| s.0).collect();
+        let sigma: Vec<f32> = steps.iter().map(|s| s.1).collect();
 
         let mut ax = Array3::<f32>::zeros(range);
         op.apply_batch_into(x.view(), ax.view_mut());
@@ -443,34 +510,55 @@ impl TvPdhg {
         let sinogram_values = sinograms.as_slice().unwrap_or(&[]);
         let mut progress = BatchProgress::new(batch, cfg.iterations);
         let mut budget = MaxIterations(cfg.iterations);
+        // Element-wise steps run over the pixels (or rays), each a `batch`-long row with
+        // one value per image, so image k uses its own parameters at position k.
         while progress.running() {
             // Dual steps.
-            Zip::from(&mut p)
-                .and(&ax_bar)
-                .and(&sinograms)
-                .for_each(|p, &a, &b| *p = (*p + sigma * (a - b)) / (1.0 + sigma));
-            if use_tv {
+            let rays = flat_mut(&mut p)
+                .chunks_exact_mut(batch)
+                .zip(flat(&ax_bar).chunks_exact(batch))
+                .zip(sinogram_values.chunks_exact(batch));
+            for ((p, a), b) in rays {
+                for ((p, (&a, &b)), &s) in p.iter_mut().zip(a.iter().zip(b)).zip(&sigma) {
+                    *p = (*p + s * (a - b)) / (1.0 + s);
+                }
+            }
+            if any_tv {
                 gradient(flat(&x_bar), dims, flat_mut(&mut gy), flat_mut(&mut gx));
-                Zip::from(&mut qy)
-                    .and(&mut qx)
-                    .and(&gy)
-                    .and(&gx)
-                    .for_each(|qy, qx, &gy, &gx| {
-                        let (y, x) = (*qy + sigma * gy, *qx + sigma * gx);
+                let pixels = flat_mut(&mut qy)
+                    .chunks_exact_mut(batch)
+                    .zip(flat_mut(&mut qx).chunks_exact_mut(batch))
+                    .zip(flat(&gy).chunks_exact(batch))
+                    .zip(flat(&gx).chunks_exact(batch));
+                for (((qy, qx), gy), gx) in pixels {
+                    let per_image = qy
+                        .iter_mut()
+                        .zip(qx.iter_mut())
+                        .zip(gy.iter().zip(gx))
+                        .zip(sigma.iter().zip(weights).zip(&tv_mask));
+                    for (((qy, qx), (&gy, &gx)), ((&s, &lambda), &tv)) in per_image {
+                        let (y, x) = (*qy + s * gy, *qx + s * gx);
                         let n = ((y as f64).powi(2) + (x as f64).powi(2)).sqrt() as f32;
                         let s = if n > lambda { lambda / n } else { 1.0 };
-                        *qy = y * s;
-                        *qx = x * s;
-                    });
+                        // an image without TV keeps q = 0, so its grad^T q is 0
+                        (*qy, *qx) = if tv { (y * s, x * s) } else { (0.0, 0.0) };
+                    }
+                }
                 gradient_adjoint(flat(&qy), flat(&qx), dims, flat_mut(&mut gtq));
             }
             // Primal step.
             op.adjoint_batch_into(p.view(), atp.view_mut());
-            Zip::from(&mut x_new)
-                .and(&x)
-                .and(&atp)
-                .and(&gtq)
-                .for_each(|xn, &x, &a, &g| *xn = self.clip(x - tau * (a + g)));
+            let pixels = flat_mut(&mut x_new)
+                .chunks_exact_mut(batch)
+                .zip(flat(&x).chunks_exact(batch))
+                .zip(flat(&atp).chunks_exact(batch))
+                .zip(flat(&gtq).chunks_exact(batch));
+            for (((xn, x), a), g) in pixels {
+                let per_image = xn.iter_mut().zip(x).zip(a.iter().zip(g)).zip(&tau);
+                for (((xn, &x), (&a, &g)), &t) in per_image {
+                    *xn = self.clip(x - t * (a + g));
+                }
+            }
             op.apply_batch_into(x_new.view(), ax_new.view_mut());
             // Extrapolation and bookkeeping, with sums per image.
             let (mut diff, mut size, mut data) = (
@@ -502,13 +590,20 @@ impl TvPdhg {
             }
             std::mem::swap(&mut x, &mut x_new);
             std::mem::swap(&mut ax, &mut ax_new);
-            let tv = if use_tv {
+            let tv = if any_tv {
                 total_variation_per_image(x.view())
             } else {
                 vec![0.0; batch]
             };
             let cost: Vec<f64> = (0..batch)
-                .map(|k| 0.5 * data[k] + lambda as f64 * tv[k])
+                .map(|k| {
+                    let (lambda, tv) = if with_tv(k) {
+                        (weights[k], tv[k])
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    0.5 * data[k] + lambda as f64 * tv
+                })
                 .collect();
             let change: Vec<f64> = (0..batch)
                 .map(|k| diff[k].sqrt() / size[k].sqrt().max(f64::MIN_POSITIVE))
@@ -529,6 +624,28 @@ impl TvPdhg {
             )?;
         }
         Ok(progress.finish())
+    }
+}
+
+/// Checks per-image TV weights: one per image, each finite and >= 0.
+fn check_weights(weights: &[f32], images: usize) -> Result<()> {
+    if weights.len() != images {
+        return Err(Error::Shape {
+            what: "TV weights",
+            expected: format!("one per sinogram ({images})"),
+            got: weights.len().to_string(),
+        });
+    }
+    match weights
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        Some((k, w)) => Err(Error::InvalidConfig {
+            field: "weights",
+            reason: format!("weight {k} must be finite and >= 0, got {w}"),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The batched paths (`apply_batch_into`, `Sirt::reconstruct_batch`,
-//! `TvPdhg::reconstruct_batch`) against the single-image ones they stand in for.
+//! `TvPdhg::reconstruct_batch`, `TvPdhg::reconstruct_batch_weighted`) against the
+//! single-image or single-weight ones they stand in for.
 
 use netinv_core::{IterState, Termination};
 use netinv_tomo::ndarray::{Array2, Array3, Axis};
@@ -177,4 +178,82 @@ fn bad_batches_are_errors() {
     let r = sirt.reconstruct_batch(&op, &[b.view(), b.view()], Some(&[x.view()]));
     assert!(matches!(r, Err(Error::Shape { .. })));
     assert!(stack_images(&[x.view(), b.view()]).is_err());
+}
+
+#[test]
+fn weighted_pdhg_batch_equals_one_batch_per_weight() {
+    let op = CsrOperator::new(&ray(16, 8));
+    // 5 digits x 4 weights = 20 images: register lanes and remainder; weight 0 mixes a
+    // least-squares image (other step sizes, no TV) into the TV ones
+    let xs: Vec<Array2<f32>> = (1..3).flat_map(|s| images(16, s)).take(5).collect();
+    let sinos = sinograms(&op, &xs);
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    let grid = [0.05f32, 0.0, 0.3, 0.01];
+    let config = TvConfig {
+        weight: 123.0, // unused: every image has its own weight
+        iterations: 2000,
+        min: Some(0.0),
+        max: Some(1.0),
+        relative_change: Some(1e-4),
+        ..Default::default()
+    };
+    // weight-major, as a tuning run lays it out
+    let all_views: Vec<_> = grid.iter().flat_map(|_| views.iter().copied()).collect();
+    let weights: Vec<f32> = grid
+        .iter()
+        .flat_map(|&w| std::iter::repeat_n(w, views.len()))
+        .collect();
+    let batch = TvPdhg::new(config.clone())
+        .unwrap()
+        .reconstruct_batch_weighted(&op, &all_views, &weights)
+        .unwrap();
+    assert_eq!(batch.len(), all_views.len());
+    let mut stops = Vec::new();
+    for (g, &w) in grid.iter().enumerate() {
+        let alone = TvPdhg::new(TvConfig {
+            weight: w,
+            ..config.clone()
+        })
+        .unwrap()
+        .reconstruct_batch(&op, &views)
+        .unwrap();
+        for (k, single) in alone.iter().enumerate() {
+            let rec = &batch[g * views.len() + k];
+            assert_eq!(rec.image, single.image, "weight {w}, image {k}");
+            assert_same_run(&rec.state, &single.state);
+            stops.push(rec.state.iteration);
+        }
+    }
+    // the images stop at different iterations, so the per-image stop is exercised
+    assert!(stops.iter().any(|&s| s != stops[0]), "{stops:?}");
+    // the weights differ in effect
+    assert_ne!(batch[0].image, batch[2 * views.len()].image);
+}
+
+#[test]
+fn weighted_pdhg_batch_rejects_bad_weights() {
+    let op = CsrOperator::new(&ray(8, 4));
+    let solver = TvPdhg::new(TvConfig::default()).unwrap();
+    let b = Array2::<f32>::zeros((4, 12));
+    let two = [b.view(), b.view()];
+    for wrong_length in [&[0.1f32][..], &[0.1, 0.1, 0.1], &[]] {
+        assert!(matches!(
+            solver.reconstruct_batch_weighted(&op, &two, wrong_length),
+            Err(Error::Shape { .. })
+        ));
+    }
+    for bad in [-0.1f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let r = solver.reconstruct_batch_weighted(&op, &two, &[0.1, bad]);
+        assert!(
+            matches!(r, Err(Error::InvalidConfig { .. })),
+            "weight {bad}: {r:?}"
+        );
+    }
+    assert!(matches!(
+        solver.reconstruct_batch_weighted(&op, &[], &[]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(solver
+        .reconstruct_batch_weighted(&op, &two, &[0.0, 0.2])
+        .is_ok());
 }
