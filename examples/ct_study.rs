@@ -39,7 +39,8 @@
 mod plot_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -63,7 +64,6 @@ use netinv::tomo::{
     poisson_noise, CsrOperator, Fbp, FbpConfig, LinearOperator, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -618,19 +618,38 @@ type Tuned = (usize, Option<f64>, f32, HybridConfig);
 /// Reconstructions kept for the grid figure: (setting, digit, arms).
 type Kept = (usize, usize, ArmImages);
 
-/// Tunes the TV weight and the hybrid's inversion optimiser of one (angles, noise) setting
-/// on the validation digits (the test digits are never looked at).
-fn tune_setting(
+/// Tunes the TV weight of one (angles, noise) setting on the validation digits (the test
+/// digits are never looked at); needs no network.
+fn tune_setting_tv(
+    val: &Dataset,
+    na: usize,
+    noise: Option<f64>,
+    args: &Args,
+) -> Result<(f32, Vec<(f32, f64)>)> {
+    let op = CsrOperator::new(&scan_operator(SIZE, na)?);
+    tune_tv(val, &op, noise, args.pdhg_iterations, args.seed)
+}
+
+/// Tunes the hybrid's inversion optimiser of one (angles, noise) setting on the validation
+/// digits.
+fn tune_setting_hybrid(
     val: &Dataset,
     net: &Classifier,
     na: usize,
     noise: Option<f64>,
     args: &Args,
     base: &HybridConfig,
-) -> Result<(serde_json::Value, Tuned)> {
+) -> Result<(HybridConfig, Vec<(String, f64)>)> {
     let op = CsrOperator::new(&scan_operator(SIZE, na)?);
-    let (w, tv_scores) = tune_tv(val, &op, noise, args.pdhg_iterations, args.seed)?;
-    let (hybrid, hybrid_scores) = tune_hybrid(val, net, &op, noise, base, args.seed)?;
+    tune_hybrid(val, net, &op, noise, base, args.seed)
+}
+
+/// The tuning log entry and the tuned choices of one setting from its two tunings.
+fn tuned_setting(
+    (na, noise): (usize, Option<f64>),
+    (w, tv_scores): (f32, Vec<(f32, f64)>),
+    (hybrid, hybrid_scores): (HybridConfig, Vec<(String, f64)>),
+) -> (serde_json::Value, Tuned) {
     let log = json!({
         "n_angles": na,
         "noise_i0": noise,
@@ -639,7 +658,73 @@ fn tune_setting(
         "hybrid": optimizer_name(&hybrid),
         "hybrid_val_psnr": hybrid_scores,
     });
-    Ok((log, (na, noise, w, hybrid)))
+    (log, (na, noise, w, hybrid))
+}
+
+/// Runs `task(i)` for every index of `order` (a permutation of `0..order.len()`) on the
+/// rayon pool: every worker takes the next index of `order` when it is free, so listing
+/// the longest tasks first keeps the threads busy to the end. Returns the results by index
+/// (`out[i] = task(i)`), whatever the order they ran in; after a failure no new task
+/// starts and the first failure (by index) is returned.
+fn par_longest_first<R: Send>(
+    order: &[usize],
+    task: impl Fn(usize) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let n = order.len();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Vec<Mutex<Option<Result<R>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let worker = || {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let out = task(i);
+            failed.fetch_or(out.is_err(), Ordering::Relaxed);
+            if let Some(slot) = slots.get(i) {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+            }
+        }
+    };
+    rayon::scope(|scope| {
+        for _ in 0..rayon::current_num_threads().min(n) {
+            scope.spawn(|_| worker());
+        }
+    });
+    let (mut results, mut failure, mut missing) = (Vec::with_capacity(n), None, None);
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(out)) => results.push(out),
+            Some(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            None => {
+                missing.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(i) = missing {
+        bail!("task {i} did not run (the order is not a permutation)");
+    }
+    Ok(results)
+}
+
+/// The indices of `costs` from the highest estimated cost to the lowest (ties in index
+/// order).
+fn longest_first(costs: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]));
+    order
+}
+
+/// Estimated seconds of one setting of the study at `na` angles (200 digits, defaults):
+/// from the per-setting times of a full run (about 25 s at 2 angles, 45 s at 45, 75 s at
+/// 90); only the order matters.
+fn setting_cost(na: usize) -> f64 {
+    24.0 + 0.6 * na as f64
 }
 
 /// What every setting shares.
@@ -733,11 +818,6 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let start = Instant::now();
     let mnist = Mnist::embedded()?;
-    let (net, accuracy) = classifier(&args, &mnist)?;
-    println!(
-        "BatchNorm classifier: test accuracy {accuracy:.4} ({:.0} s)",
-        start.elapsed().as_secs_f64()
-    );
     let test = mnist.test().take(args.n_images);
     let n_train = mnist.train().len();
     let val_idx: Vec<usize> = (n_train - args.val_images.max(1)..n_train).collect();
@@ -749,35 +829,97 @@ fn main() -> Result<()> {
     } else {
         args.pg_images.min(args.n_images)
     };
+    let pairs: Vec<(usize, Option<f64>)> = args
+        .angles
+        .iter()
+        .flat_map(|&na| noises.iter().map(move |&noise| (na, noise)))
+        .collect();
+    // the settings by estimated cost, longest first (tuning and runs grow with the angles)
+    let costs: Vec<f64> = pairs.iter().map(|&(na, _)| setting_cost(na)).collect();
+    let settings_order = longest_first(&costs);
 
-    // Tune the TV weight and the hybrid's inversion optimiser on the validation split,
-    // once per (angles, noise); the test digits are never looked at.
-    // The class weight of pg_class: tuned once per noise level at 4 angles (or the first
-    // angle count), as each pg run costs hundreds of network gradients.
+    // Tune the TV weight, the hybrid's inversion optimiser and pg_class's class weight on
+    // the validation split; the test digits are never looked at. The TV weight (once per
+    // (angles, noise)) needs no network, so it is tuned while the classifier trains or
+    // loads (single-threaded; the other thread tunes, and both tune once it is ready).
+    let (classifier, tv_tuned) = rayon::join(
+        || -> Result<(Classifier, f64)> {
+            let (net, accuracy) = classifier(&args, &mnist)?;
+            println!(
+                "BatchNorm classifier: test accuracy {accuracy:.4} ({:.0} s)",
+                start.elapsed().as_secs_f64()
+            );
+            Ok((net, accuracy))
+        },
+        || {
+            par_longest_first(&settings_order, |i| {
+                let (na, noise) = pairs[i];
+                tune_setting_tv(&val, na, noise, &args)
+            })
+        },
+    );
+    let (net, accuracy) = classifier?;
+    let tv_tuned = tv_tuned?;
+    println!(
+        "TV weights tuned on {} validation digits ({:.0} s)",
+        val.len(),
+        start.elapsed().as_secs_f64()
+    );
+
+    // Then, in one parallel pass, the network tunings: the class weight of pg_class, once
+    // per noise level at 4 angles (or the first angle count), as each pg run costs
+    // hundreds of network gradients (these first, as the longest), and the hybrid's
+    // optimiser once per (angles, noise).
     let pg_angles = if args.angles.contains(&4) {
         4
     } else {
         args.angles[0]
     };
-    let pg_weights: Vec<serde_json::Value> = noises
-        .par_iter()
-        .map(|&noise| -> Result<serde_json::Value> {
+    /// One network tuning's outcome: pg_class's log entry of a noise level, or a
+    /// setting's hybrid schedule and its scores.
+    enum NetTuning {
+        PgClass(serde_json::Value),
+        Hybrid(HybridConfig, Vec<(String, f64)>),
+    }
+    let n_pg = noises.len();
+    let net_order: Vec<usize> = (0..n_pg)
+        .chain(settings_order.iter().map(|&i| n_pg + i))
+        .collect();
+    let net_tuned = par_longest_first(&net_order, |t| -> Result<NetTuning> {
+        if let Some(&noise) = noises.get(t) {
             let (w, scores) = if args.pg_iterations == 0 {
                 (0.0, Vec::new())
             } else {
                 let op = CsrOperator::new(&scan_operator(SIZE, pg_angles)?);
                 tune_pg_class(&val, &net, &op, noise, args.pg_iterations, args.seed)?
             };
-            Ok(json!({
+            return Ok(NetTuning::PgClass(json!({
                 "noise_i0": noise,
                 "n_angles": pg_angles,
                 "class_weight": w,
                 "val_psnr": scores,
-            }))
-        })
-        .collect::<Result<_>>()?;
+            })));
+        }
+        let (na, noise) = pairs[t - n_pg];
+        let (hybrid, scores) = tune_setting_hybrid(&val, &net, na, noise, &args, &base)?;
+        Ok(NetTuning::Hybrid(hybrid, scores))
+    })?;
+    let mut pg_weights: Vec<serde_json::Value> = Vec::new();
+    let mut hybrid_tuned = Vec::new();
+    for t in net_tuned {
+        match t {
+            NetTuning::PgClass(log) => pg_weights.push(log),
+            NetTuning::Hybrid(hybrid, scores) => hybrid_tuned.push((hybrid, scores)),
+        }
+    }
+    let (tuning_log, tuned): (Vec<serde_json::Value>, Vec<Tuned>) = pairs
+        .iter()
+        .zip(tv_tuned)
+        .zip(hybrid_tuned)
+        .map(|((&pair, tv), hybrid)| tuned_setting(pair, tv, hybrid))
+        .unzip();
     println!(
-        "pg_class weights tuned ({:.0} s)",
+        "pg_class weights and hybrid optimisers tuned ({:.0} s)",
         start.elapsed().as_secs_f64()
     );
     let pg_weight = |noise: Option<f64>| -> f64 {
@@ -787,53 +929,36 @@ fn main() -> Result<()> {
             .and_then(|p| p["class_weight"].as_f64())
             .unwrap_or(1.0)
     };
-    let pairs: Vec<(usize, Option<f64>)> = args
-        .angles
-        .iter()
-        .flat_map(|&na| noises.iter().map(move |&noise| (na, noise)))
-        .collect();
-    let (tuning_log, tuned): (Vec<serde_json::Value>, Vec<Tuned>) = pairs
-        .par_iter()
-        .map(|&(na, noise)| tune_setting(&val, &net, na, noise, &args, &base))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    println!(
-        "TV weights and hybrid optimisers tuned on {} validation digits ({:.0} s)",
-        val.len(),
-        start.elapsed().as_secs_f64()
-    );
 
     let settings: Vec<(usize, Option<f64>, f32)> = tuned.iter().map(|t| (t.0, t.1, t.2)).collect();
     let progress = ProgressObserver::new(settings.len(), "ct_study");
     let done = AtomicUsize::new(0);
     let grid_digits = 3.min(test.len());
-    let results: Vec<(Vec<PerImage>, Vec<Kept>)> = tuned
-        .par_iter()
-        .enumerate()
-        .map(|(s, setting)| {
-            let context = SettingContext {
-                net: &net,
-                test: &test,
-                args: &args,
-                pg_class_weight: pg_weight(setting.1),
-                pg_images,
-                grid_digits,
-            };
-            let out = run_setting(s, setting, &context)?;
-            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress.bar().set_position(d as u64);
-            // a plain line too: the bar is invisible when stderr is not a terminal
-            println!(
-                "setting {d}/{} done ({} angles, noise {}), {:.0} s",
-                settings.len(),
-                setting.0,
-                noise_name(setting.1),
-                start.elapsed().as_secs_f64()
-            );
-            Ok(out)
-        })
-        .collect::<Result<_>>()?;
+    // longest first, so the threads finish together; each setting keeps its index `s`
+    // (its noise seed) and the results come back in setting order
+    let results: Vec<(Vec<PerImage>, Vec<Kept>)> = par_longest_first(&settings_order, |s| {
+        let setting = &tuned[s];
+        let context = SettingContext {
+            net: &net,
+            test: &test,
+            args: &args,
+            pg_class_weight: pg_weight(setting.1),
+            pg_images,
+            grid_digits,
+        };
+        let out = run_setting(s, setting, &context)?;
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress.bar().set_position(d as u64);
+        // a plain line too: the bar is invisible when stderr is not a terminal
+        println!(
+            "setting {d}/{} done ({} angles, noise {}), {:.0} s",
+            settings.len(),
+            setting.0,
+            noise_name(setting.1),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(out)
+    })?;
     let mut per_image: Vec<PerImage> = Vec::new();
     let mut kept: Vec<Kept> = Vec::new();
     for (rows, k) in results {
