@@ -60,21 +60,23 @@ const ROW_GROUP: usize = 8;
 /// index order (the same sums, bit for bit, as one row at a time): the `R` running sums
 /// are independent, so they advance together instead of waiting on one add's latency.
 #[inline(always)]
+// `i` indexes the same position of all `R` rows at once, which no single iterator gives
+#[allow(clippy::needless_range_loop)]
 fn group_moments<T: Elem, const R: usize>(group: &[T], n: usize) -> ([f64; R], [f64; R]) {
     let rows: [&[T]; R] = std::array::from_fn(|r| &group[r * n..(r + 1) * n]);
     let mut sums = [0f64; R];
     for i in 0..n {
         let values: [f64; R] = std::array::from_fn(|r| rows[r][i].to_f64());
-        for r in 0..R {
-            sums[r] += values[r];
+        for (s, v) in sums.iter_mut().zip(values) {
+            *s += v;
         }
     }
     let means = sums.map(|s| s / n as f64);
     let mut squares = [0f64; R];
     for i in 0..n {
         let values: [f64; R] = std::array::from_fn(|r| rows[r][i].to_f64() - means[r]);
-        for r in 0..R {
-            squares[r] += values[r] * values[r];
+        for (s, v) in squares.iter_mut().zip(values) {
+            *s += v * v;
         }
     }
     (means, squares.map(|s| s / n as f64))
