@@ -1,6 +1,8 @@
 //! 2x2 max-pooling with stride 2 and PyTorch's gradient (to the first maximum).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use super::{contiguous, Elem};
 
@@ -15,72 +17,72 @@ fn max4<T: Elem>(a: T, b: T, c: T, d: T) -> T {
     m
 }
 
-/// Forward: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down), first maximum in the scan
-/// order (row, then column) of each window; NaN propagates. With `relu`, negative maxima
-/// become 0.
-fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
-    let (oh, ow) = (h / 2, w / 2);
-    let mut out = vec![T::default(); planes * oh * ow];
-    if oh == 0 || ow == 0 {
-        return out;
-    }
-    for (plane, op) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
-        for (oy, orow) in op.chunks_exact_mut(ow).enumerate() {
-            let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
-            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
-            for ((o, p0), p1) in orow
-                .iter_mut()
-                .zip(r0.chunks_exact(2))
-                .zip(r1.chunks_exact(2))
-            {
-                let m = max4(p0[0], p0[1], p1[0], p1[1]);
-                *o = if relu && m < T::default() {
-                    T::default()
-                } else {
-                    m
-                };
-            }
-        }
-    }
-    out
+/// The maximum of a window `[a, b; c, d]` and its selection code: the index 0..=3 (scan
+/// order) of the first entry equal to the maximum, 3 if it is NaN, plus 4 when `relu` cuts
+/// the gradient (maximum <= 0). Branch-free (random maxima defeat branch prediction).
+#[inline(always)]
+fn window<T: Elem>(a: T, b: T, c: T, d: T, relu: bool) -> (T, u8) {
+    let m = max4(a, b, c, d);
+    let (ea, eb, ec) = ((a == m) as u8, (b == m) as u8, (c == m) as u8);
+    let k = (1 - ea) * (1 + (1 - eb) * (2 - ec));
+    (m, k | (4 * (relu & (m <= T::default())) as u8))
 }
 
-/// Backward: `dx` of the shape of `x`, zero except at the first maximum of each window
-/// (the first entry equal to the maximum; the last entry if it is NaN), which receives the window's output gradient (with `relu`, only if that maximum is > 0).
-fn pool_bwd<T: Elem>(x: &[T], grad: &[T], planes: usize, h: usize, w: usize, relu: bool) -> Vec<T> {
+/// Forward: `[b, c, h, w] -> [b, c, h/2, w/2]` (rounded down), first maximum in the scan
+/// order (row, then column) of each window; NaN propagates. With `relu`, negative maxima
+/// become 0. Also returns every window's selection code (see [`window`]), one byte per
+/// output value, from which the backward pass routes the gradient without reading `x`.
+fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> (Vec<T>, Vec<u8>) {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![T::default(); planes * oh * ow];
+    let mut sel = vec![0u8; planes * oh * ow];
+    if oh == 0 || ow == 0 {
+        return (out, sel);
+    }
+    let outputs = out.chunks_exact_mut(ow).zip(sel.chunks_exact_mut(ow));
+    for ((orow, srow), (plane, oy)) in outputs.zip(
+        x.chunks_exact(h * w)
+            .flat_map(|plane| (0..oh).map(move |oy| (plane, oy))),
+    ) {
+        let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
+        let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+        for (((o, k), p0), p1) in orow
+            .iter_mut()
+            .zip(srow.iter_mut())
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
+            let (m, code) = window(p0[0], p0[1], p1[0], p1[1], relu);
+            *o = if relu && m < T::default() {
+                T::default()
+            } else {
+                m
+            };
+            *k = code;
+        }
+    }
+    (out, sel)
+}
+
+/// Backward: `dx` `[planes, h, w]`, zero except at the selected entry of each window (see
+/// [`window`]; code 4 and up: none), which receives the window's output gradient.
+fn pool_bwd<T: Elem>(sel: &[u8], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
     let mut dx = vec![T::default(); planes * h * w];
     if oh == 0 || ow == 0 {
         return dx;
     }
-    let mut sel: Vec<u8> = Vec::with_capacity(ow);
-    for ((plane, dplane), gp) in x
-        .chunks_exact(h * w)
-        .zip(dx.chunks_exact_mut(h * w))
+    let zero = T::default();
+    for ((dplane, gp), sp) in dx
+        .chunks_exact_mut(h * w)
         .zip(grad.chunks_exact(oh * ow))
+        .zip(sel.chunks_exact(oh * ow))
     {
-        for (oy, grow) in gp.chunks_exact(ow).enumerate() {
-            let r0 = &plane[2 * oy * w..2 * oy * w + 2 * ow];
-            let r1 = &plane[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * ow];
+        for (oy, (grow, srow)) in gp.chunks_exact(ow).zip(sp.chunks_exact(ow)).enumerate() {
             let (d0, d1) = dplane[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
-            // Two passes per row: first read x (which window entry is the first maximum),
-            // then write dx. Interleaving the reads of `x` with the writes of `dx` at the
-            // same page offsets (both are fresh page-aligned buffers) stalls on 4K aliasing.
-            sel.clear();
-            for (p0, p1) in r0.chunks_exact(2).zip(r1.chunks_exact(2)) {
-                let (a, b, c, d) = (p0[0], p0[1], p1[0], p1[1]);
-                let m = max4(a, b, c, d);
-                // k = index of the first entry equal to the maximum (3 if none: NaN),
-                // computed without branches; k >= 4 means "no gradient" (ReLU cut it off).
-                let (ea, eb, ec) = ((a == m) as u8, (b == m) as u8, (c == m) as u8);
-                let k = (1 - ea) * (1 + (1 - eb) * (2 - ec));
-                let k = k | (4 * (relu & (m <= T::default())) as u8);
-                sel.push(k);
-            }
-            let zero = T::default();
             for (((&g, &k), q0), q1) in grow
                 .iter()
-                .zip(&sel)
+                .zip(srow)
                 .zip(d0.chunks_exact_mut(2))
                 .zip(d1.chunks_exact_mut(2))
             {
@@ -101,9 +103,20 @@ fn dims4(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize, usize,
     }
 }
 
-/// The forward op (its backward is [`MaxPool2x2Grad`]); `relu` fuses a ReLU after it.
+/// The forward op (its backward is [`MaxPool2x2Grad`]); `relu` fuses a ReLU after it. The
+/// forward keeps its windows' selection codes for the backward pass.
 struct MaxPool2x2 {
     relu: bool,
+    selection: OnceLock<Arc<Vec<u8>>>,
+}
+
+impl MaxPool2x2 {
+    fn new(relu: bool) -> Self {
+        Self {
+            relu,
+            selection: OnceLock::new(),
+        }
+    }
 }
 
 impl CustomOp1 for MaxPool2x2 {
@@ -114,23 +127,20 @@ impl CustomOp1 for MaxPool2x2 {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(l, self.name())?;
         let shape = Shape::from((b, c, h / 2, w / 2));
-        let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(pool_fwd(
-                contiguous(v, l, self.name())?,
-                b * c,
-                h,
-                w,
-                self.relu,
-            )),
-            CpuStorage::F64(v) => CpuStorage::F64(pool_fwd(
-                contiguous(v, l, self.name())?,
-                b * c,
-                h,
-                w,
-                self.relu,
-            )),
+        let (out, sel) = match s {
+            CpuStorage::F32(v) => {
+                let (out, sel) = pool_fwd(contiguous(v, l, self.name())?, b * c, h, w, self.relu);
+                (CpuStorage::F32(out), sel)
+            }
+            CpuStorage::F64(v) => {
+                let (out, sel) = pool_fwd(contiguous(v, l, self.name())?, b * c, h, w, self.relu);
+                (CpuStorage::F64(out), sel)
+            }
             _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
+        if self.selection.set(Arc::new(sel)).is_err() {
+            candle_core::bail!("{}: the op ran twice", self.name());
+        }
         Ok((out, shape))
     }
 
@@ -143,60 +153,51 @@ impl CustomOp1 for MaxPool2x2 {
         if !arg.track_op() {
             return Ok(None);
         }
+        let Some(selection) = self.selection.get() else {
+            candle_core::bail!("{}: backward before the forward pass", self.name());
+        };
+        let (b, c, h, w) = arg.dims4()?;
         let grad = grad_res.contiguous()?;
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad,
-            &MaxPool2x2Grad { relu: self.relu },
-        )?))
+        Ok(Some(grad.apply_op1_no_bwd(&MaxPool2x2Grad {
+            selection: Arc::clone(selection),
+            input: (b, c, h, w),
+        })?))
     }
 }
 
-/// `(x, grad_out) -> grad_x` of [`MaxPool2x2`].
+/// `grad_out -> grad_x` of [`MaxPool2x2`], from the forward's selection codes.
 struct MaxPool2x2Grad {
-    relu: bool,
+    selection: Arc<Vec<u8>>,
+    /// The forward's input shape `[b, c, h, w]`.
+    input: (usize, usize, usize, usize),
 }
 
-impl CustomOp2 for MaxPool2x2Grad {
+impl CustomOp1 for MaxPool2x2Grad {
     fn name(&self) -> &'static str {
         "netinv-max-pool-2x2-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = dims4(l1, self.name())?;
-        if l2.dims() != [b, c, h / 2, w / 2] {
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = self.input;
+        if l.dims() != [b, c, h / 2, w / 2] || self.selection.len() != l.shape().elem_count() {
             candle_core::bail!(
                 "{}: gradient shape {:?} does not match input {:?}",
                 self.name(),
-                l2.dims(),
-                l1.dims()
+                l.dims(),
+                [b, c, h, w]
             );
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(pool_bwd(
-                contiguous(x, l1, self.name())?,
-                contiguous(g, l2, self.name())?,
-                b * c,
-                h,
-                w,
-                self.relu,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(pool_bwd(
-                contiguous(x, l1, self.name())?,
-                contiguous(g, l2, self.name())?,
-                b * c,
-                h,
-                w,
-                self.relu,
-            )),
-            _ => candle_core::bail!("{}: arguments must both be f32 or both f64", self.name()),
+        let sel = &self.selection;
+        let out = match s {
+            CpuStorage::F32(g) => {
+                CpuStorage::F32(pool_bwd(sel, contiguous(g, l, self.name())?, b * c, h, w))
+            }
+            CpuStorage::F64(g) => {
+                CpuStorage::F64(pool_bwd(sel, contiguous(g, l, self.name())?, b * c, h, w))
+            }
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", self.name()),
         };
-        Ok((out, l1.shape().clone()))
+        Ok((out, Shape::from((b, c, h, w))))
     }
 }
 
@@ -223,7 +224,7 @@ impl CustomOp2 for MaxPool2x2Grad {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn max_pool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(MaxPool2x2 { relu: false })
+    x.contiguous()?.apply_op1(MaxPool2x2::new(false))
 }
 
 /// ReLU after 2x2 max-pooling, in one op: `relu(max_pool2x2(x))`, which equals
@@ -247,7 +248,7 @@ pub fn max_pool2x2(x: &Tensor) -> candle_core::Result<Tensor> {
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn max_pool2x2_relu(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(MaxPool2x2 { relu: true })
+    x.contiguous()?.apply_op1(MaxPool2x2::new(true))
 }
 
 #[cfg(test)]
