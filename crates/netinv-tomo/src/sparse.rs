@@ -217,7 +217,7 @@ type RowsKernel = fn(Entries<'_>, &[f32], usize, &mut [f32]);
 
 /// The kernel for this CPU: the same loop compiled for AVX-512 or AVX2 where the CPU has
 /// it (8 or 4 f64 lanes instead of SSE2's 2; separate multiply and add, no FMA, so the bits
-/// are the same as the scalar product's). AVX-512 was about 15% faster than AVX2 on the
+/// are the same as the scalar product's). AVX-512 was 0-20% faster than AVX2 (noisy) on the
 /// CT study's batches (`csr-batch` bench, docs/performance.md).
 fn rows_times_batch_kernel() -> RowsKernel {
     #[cfg(target_arch = "x86_64")]
