@@ -26,14 +26,17 @@
 //! assert!((x - 3.0).abs() < 1e-4);
 //! ```
 
+mod batch;
 mod error;
 mod grid;
 mod io;
 mod iterate;
 mod memory;
 mod progress;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use batch::{BatchProgress, Stopped};
 pub use error::{Error, Result};
 pub use grid::{ImageGrid, ImageRef};
 pub use io::{atomic_write, atomic_write_bytes, write_json};

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use netinv_core::{IterState, Monitor, Termination};
 use netinv_invert::InvertibleNet;
-use netinv_tomo::{operator_norm, stack_images, LinearOperator};
+use netinv_tomo::{stack_images, LinearOperator};
 use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
@@ -282,7 +282,7 @@ impl ClassPriorSolver {
             }
         }
         for b in sinograms {
-            let _ = op.try_adjoint(*b)?;
+            op.check_range_array(*b)?;
         }
         let shape = op.domain_shape();
         let clip = |v: f32| v.clamp(cfg.min, cfg.max);
@@ -323,7 +323,7 @@ impl ClassPriorSolver {
         let w = cfg.weights();
         let (rows, cols, batch) = x.dim();
         let sinograms = sinograms.as_standard_layout();
-        let norm = operator_norm(op, false, cfg.power_iterations, cfg.seed);
+        let norm = op.norm_estimate(cfg.power_iterations, cfg.seed);
         let tau = (cfg.step_scale / (norm * norm).max(f64::MIN_POSITIVE)) as f32;
         let mut residual = Array3::<f32>::zeros(sinograms.dim());
         let mut data_grad = Array3::<f32>::zeros(x.dim());

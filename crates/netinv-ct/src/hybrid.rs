@@ -161,7 +161,7 @@ impl HybridReconstructor {
                 });
             }
         }
-        let _ = op.try_adjoint(sinogram)?; // shape and finiteness of the data, up front
+        op.check_range_array(sinogram)?; // shape and finiteness of the data, up front
         let total = self.cfg.total_iterations();
         let mut x = Array2::<f32>::zeros(op.domain_shape());
         let mut records = Vec::with_capacity(total);
@@ -247,7 +247,7 @@ impl HybridReconstructor {
         }
         self.check_inputs(net, op, labels)?;
         for b in sinograms {
-            let _ = op.try_adjoint(*b)?;
+            op.check_range_array(*b)?;
         }
         let total = self.cfg.total_iterations();
         let mut xs = vec![Array2::<f32>::zeros(op.domain_shape()); sinograms.len()];

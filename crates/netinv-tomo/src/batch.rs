@@ -4,8 +4,9 @@
 //! for the whole batch.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
-use netinv_core::{IterState, Monitor, Termination};
+use netinv_core::{BatchProgress, IterState, MaxIterations, Monitor, StopRule, Termination};
 
+use crate::error::check_array;
 use crate::{Error, Reconstruction, Result};
 
 /// Stacks equally shaped 2-D arrays into one `[rows, cols, batch]` array (image `k` is
@@ -63,101 +64,155 @@ pub(crate) fn flat_mut(a: &mut Array3<f32>) -> &mut [f32] {
 }
 
 /// Called after every iteration of a batched solver for each image still running, with
-/// the image's index, state and current values; may stop that image.
+/// the image's index, state and current values; may stop that image (a driver's observers
+/// and stop rules: a [`Monitor`], for one image).
 pub(crate) type Observe<'a> =
     dyn FnMut(usize, &IterState, ArrayView2<f32>) -> Result<Option<Termination>> + 'a;
 
-/// One image's result of a batched solver: the image as it was when it stopped, its state
-/// and why it stopped.
-pub(crate) type Stopped = (Array2<f32>, IterState, Termination);
-
-/// The per-image bookkeeping of a batched iterative solver: every image has its own state
-/// and stops on its own; the batch iterates until the last one has stopped.
-pub(crate) struct BatchProgress {
-    states: Vec<IterState>,
-    stopped: Vec<Option<Stopped>>,
+/// The reason given to images still running when their run is finished by the caller.
+fn finished_early() -> Termination {
+    Termination::Other("finished by the caller before a stop rule fired".into())
 }
 
-impl BatchProgress {
-    /// `batch` images, each allowed `max_iterations`.
-    pub(crate) fn new(batch: usize, max_iterations: usize) -> Self {
+/// The iterates of a batched solver run, `[rows, cols, batch]` in standard layout, with
+/// their per-image stops: every image has its own state and stops on its own (an observer,
+/// the solver's own rule, or the budget); the run goes on until the last one has stopped.
+#[derive(Debug, Clone)]
+pub(crate) struct Iterates {
+    x: Array3<f32>,
+    progress: BatchProgress<Array2<f32>>,
+    budget: MaxIterations,
+}
+
+impl Iterates {
+    /// `x` the initial images `[rows, cols, batch]` (any layout; stored in standard
+    /// layout), each allowed `max_iterations`.
+    pub(crate) fn new(x: Array3<f32>, max_iterations: usize) -> Self {
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        let batch = x.dim().2;
         Self {
-            states: vec![IterState::new(max_iterations); batch],
-            stopped: vec![None; batch],
+            x,
+            progress: BatchProgress::new(batch, max_iterations),
+            budget: MaxIterations(max_iterations),
         }
     }
 
-    /// Whether any image is still running.
-    pub(crate) fn running(&self) -> bool {
-        self.stopped.iter().any(Option::is_none)
+    /// The images, `[rows, cols, batch]`.
+    pub(crate) fn x(&self) -> &Array3<f32> {
+        &self.x
     }
 
-    /// Ends an iteration: for each running image `k` of `x` (`[rows, cols, batch]`),
-    /// records `cost[k]` and the metric, then asks `observe`, then `rule(k, state)`,
-    /// whether to stop it.
+    /// The images, mutably.
+    pub(crate) fn x_mut(&mut self) -> &mut Array3<f32> {
+        &mut self.x
+    }
+
+    /// The per-image stop bookkeeping.
+    pub(crate) fn progress(&self) -> &BatchProgress<Array2<f32>> {
+        &self.progress
+    }
+
+    /// Ends an iteration: for each running image `k`, records `cost[k]` and the metric,
+    /// then asks `observe`, then the solver's `rule(k)`, then the budget whether to stop it.
     pub(crate) fn end_iteration(
         &mut self,
-        x: ArrayView3<f32>,
         cost: &[f64],
         metric: Option<(&'static str, &[f64])>,
         observe: &mut Observe<'_>,
-        mut rule: impl FnMut(usize, &IterState) -> Option<Termination>,
+        mut rule: impl FnMut(usize) -> Option<Termination>,
     ) -> Result<()> {
-        for (k, state) in self.states.iter_mut().enumerate() {
-            if self.stopped[k].is_some() {
-                continue;
-            }
-            state.advance(Some(cost[k]));
-            if let Some((name, values)) = metric {
-                state.set_metric(name, values[k]);
-            }
-            let image = x.index_axis(Axis(2), k);
-            let reason = match observe(k, state, image)? {
-                Some(reason) => Some(reason),
-                None => rule(k, state),
-            };
-            if let Some(reason) = reason {
-                self.stopped[k] = Some((image.to_owned(), state.clone(), reason));
-            }
-        }
-        Ok(())
+        let (x, budget) = (&self.x, &mut self.budget);
+        self.progress.end_iteration(
+            cost,
+            metric,
+            |k, state| {
+                Ok(match observe(k, state, x.index_axis(Axis(2), k))? {
+                    Some(reason) => Some(reason),
+                    None => rule(k).or_else(|| budget.check(state)),
+                })
+            },
+            |k| x.index_axis(Axis(2), k).to_owned(),
+        )
     }
 
-    /// Every image's result, in batch order (call once nothing is running).
-    pub(crate) fn finish(self) -> Vec<Stopped> {
-        self.stopped.into_iter().flatten().collect()
+    /// Every image's reconstruction in batch order, with its termination recorded: a
+    /// stopped image as it was at its stop, one still running as it is now.
+    pub(crate) fn finish(self) -> Vec<Reconstruction> {
+        let x = self.x;
+        self.progress
+            .finish(|k| x.index_axis(Axis(2), k).to_owned(), finished_early())
+            .into_iter()
+            .map(|stopped| {
+                let mut state = stopped.state;
+                state.termination = Some(stopped.reason);
+                Reconstruction {
+                    image: stopped.iterate,
+                    state,
+                }
+            })
+            .collect()
     }
 }
 
-/// Runs a batched solver `run(sinograms, start, observe)` on one image, reporting every
-/// iteration to `monitor`: `sinogram` `[angles, detectors]`, `start` `[rows, cols]`.
-pub(crate) fn run_one(
-    sinogram: ArrayView2<f32>,
-    start: Array2<f32>,
+/// A batched solver run as the drivers see it: a step that ends with the per-image stops.
+pub(crate) trait Stepper {
+    /// One iteration, then the stop decisions (`observe` first).
+    fn step_observed(&mut self, observe: &mut Observe<'_>) -> Result<()>;
+    /// Whether any image is still running.
+    fn still_running(&self) -> bool;
+    /// Every image's reconstruction.
+    fn finish_all(self) -> Vec<Reconstruction>;
+}
+
+/// Drives a run of one image to its end, reporting every iteration to `monitor` (which
+/// may stop it, before the solver's own rules) and finishing with it.
+pub(crate) fn run_monitored(
+    mut run: impl Stepper,
     monitor: &mut Monitor<'_, Array2<f32>>,
-    run: impl FnOnce(ArrayView3<f32>, Array3<f32>, &mut Observe<'_>) -> Result<Vec<Stopped>>,
 ) -> Result<Reconstruction> {
-    let start = start.insert_axis(Axis(2)).as_standard_layout().into_owned();
     let mut observe = |_: usize, state: &IterState, x: ArrayView2<f32>| {
         Ok(monitor.after_iteration(state, &x.to_owned())?)
     };
-    let (image, mut state, reason) = run(sinogram.insert_axis(Axis(2)), start, &mut observe)?
+    while run.still_running() {
+        run.step_observed(&mut observe)?;
+    }
+    let Reconstruction { image, mut state } = run
+        .finish_all()
         .pop()
-        .expect("a batch of one image gives one result");
+        .expect("a run of one image gives one result");
+    let reason = state.termination.clone().unwrap_or_else(finished_early);
     monitor.finish(&mut state, reason, &image)?;
     Ok(Reconstruction { image, state })
 }
 
-/// Runs a batched solver on a batch without observers and finishes every image's state.
-pub(crate) fn run_quiet(
-    run: impl FnOnce(&mut Observe<'_>) -> Result<Vec<Stopped>>,
-) -> Result<Vec<Reconstruction>> {
+/// Drives a batched run to its end without observers.
+pub(crate) fn run_quiet(mut run: impl Stepper) -> Result<Vec<Reconstruction>> {
     let mut quiet = |_: usize, _: &IterState, _: ArrayView2<f32>| Ok(None);
-    run(&mut quiet)?
-        .into_iter()
-        .map(|(image, mut state, reason)| {
-            Monitor::new().finish(&mut state, reason, &image)?;
-            Ok(Reconstruction { image, state })
-        })
-        .collect()
+    while run.still_running() {
+        run.step_observed(&mut quiet)?;
+    }
+    Ok(run.finish_all())
+}
+
+/// Checks initial images (one per sinogram, each `shape`) and stacks them.
+pub(crate) fn stack_initial(
+    initial: &[ArrayView2<f32>],
+    sinograms: usize,
+    shape: (usize, usize),
+) -> Result<Array3<f32>> {
+    if initial.len() != sinograms {
+        return Err(Error::Shape {
+            what: "initial images",
+            expected: format!("{sinograms} (one per sinogram)"),
+            got: initial.len().to_string(),
+        });
+    }
+    for x in initial {
+        check_array("initial image", shape, *x)?;
+    }
+    stack_images(initial)
 }

@@ -35,8 +35,10 @@ mod noise;
 mod npy;
 mod operator;
 mod par;
+mod pdhg;
 mod phantom;
 mod projector;
+#[cfg(any(test, feature = "testing"))]
 mod reference;
 mod sirt;
 mod sparse;
@@ -51,9 +53,11 @@ pub use geometry::ParallelBeam2d;
 pub use noise::{gaussian_noise, poisson_noise};
 pub use npy::{read_angles, read_npy2, write_npy, write_npy1};
 pub use operator::LinearOperator;
+pub use pdhg::TvRun;
 pub use phantom::{shepp_logan, MODIFIED_SHEPP_LOGAN};
 pub use projector::RayTransform;
+#[cfg(any(test, feature = "testing"))]
 pub use reference::dense_matrix;
-pub use sirt::{Reconstruction, Sirt, SirtConfig};
+pub use sirt::{Reconstruction, Sirt, SirtConfig, SirtRun, SirtWeights};
 pub use sparse::{CsrOperator, SparseMatrix};
-pub use tv::{operator_norm, total_variation, TvConfig, TvPdhg};
+pub use tv::{total_variation, TvConfig, TvPdhg};

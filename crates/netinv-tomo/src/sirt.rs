@@ -1,11 +1,14 @@
 //! SIRT, exactly as ASTRA's CPU `SIRT` algorithm.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
-use netinv_core::{IterState, MaxIterations, Monitor, StopRule};
+use std::borrow::Cow;
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use netinv_core::{IterState, Monitor, Termination};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{
-    flat, flat_mut, run_one, run_quiet, stack_images, BatchProgress, Observe, Stopped,
+    flat, flat_mut, run_monitored, run_quiet, stack_images, stack_initial, Iterates, Observe,
+    Stepper,
 };
 use crate::error::check_array;
 use crate::{Error, LinearOperator, Result};
@@ -130,6 +133,12 @@ impl Sirt {
         &self.config
     }
 
+    /// SIRT's weights `R = 1 / (A 1)` and `C = relaxation / (A^T 1)` for `op`, to share
+    /// between runs ([`start_prepared`](Self::start_prepared)).
+    pub fn weights<O: LinearOperator + ?Sized>(&self, op: &O) -> SirtWeights {
+        SirtWeights::compute(op, self.config.relaxation)
+    }
+
     /// Reconstructs from `sinogram` (`op.range_shape()`), starting from zero.
     ///
     /// # Errors
@@ -144,7 +153,8 @@ impl Sirt {
     }
 
     /// Reconstructs from `sinogram`, starting from `initial` (or zero), reporting to
-    /// `monitor` after every iteration.
+    /// `monitor` after every iteration: [`start`](Self::start), then
+    /// [`SirtRun::step_with`] until the monitor or the iteration budget stops the run.
     ///
     /// # Errors
     /// As [`Sirt::reconstruct`], plus [`Error::Shape`] / [`Error::NonFinite`] for
@@ -156,17 +166,7 @@ impl Sirt {
         initial: Option<ArrayView2<f32>>,
         monitor: &mut Monitor<'_, Array2<f32>>,
     ) -> Result<Reconstruction> {
-        check_array("sinogram", op.range_shape(), sinogram)?;
-        let x = match initial {
-            Some(init) => {
-                check_array("initial image", op.domain_shape(), init)?;
-                init.to_owned()
-            }
-            None => Array2::zeros(op.domain_shape()),
-        };
-        run_one(sinogram, x, monitor, |b, x, observe| {
-            self.run(op, b, x, observe)
-        })
+        run_monitored(self.start(op, sinogram, initial)?, monitor)
     }
 
     /// Reconstructs every sinogram of a batch, from `initial` (one image per sinogram) or
@@ -196,106 +196,433 @@ impl Sirt {
         sinograms: &[ArrayView2<f32>],
         initial: Option<&[ArrayView2<f32>]>,
     ) -> Result<Vec<Reconstruction>> {
+        run_quiet(self.start_batch(op, sinograms, initial)?)
+    }
+
+    /// A run on one image, ready to [`step`](SirtRun::step): checks the data, computes the
+    /// weights, and starts from `initial` (or zero). The run is a batch of one image
+    /// (image 0 of [`SirtRun::image`]).
+    ///
+    /// # Errors
+    /// As [`reconstruct_with`](Self::reconstruct_with).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{shepp_logan, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 12, 24, 1.0).unwrap()).unwrap();
+    /// let sino = op.apply(shepp_logan(16, 16).unwrap().view());
+    /// let sirt = Sirt::new(SirtConfig { iterations: 10, min: Some(0.0), ..Default::default() }).unwrap();
+    /// let mut run = sirt.start(&op, sino.view(), None).unwrap();
+    /// for _ in 0..4 {
+    ///     run.step().unwrap();
+    /// }
+    /// run.image_mut(0).mapv_inplace(|v| v.min(0.5)); // any outside change between steps
+    /// while run.running() {
+    ///     run.step().unwrap();
+    /// }
+    /// let rec = run.finish().remove(0);
+    /// assert_eq!(rec.state.iteration, 10);
+    /// ```
+    pub fn start<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinogram: ArrayView2<f32>,
+        initial: Option<ArrayView2<f32>>,
+    ) -> Result<SirtRun<'a, O>> {
+        op.check_range_array(sinogram)?;
+        let x = self.single_start(op, initial)?;
+        let weights = Cow::Owned(self.weights(op));
+        self.start_stacked(op, weights, sinogram.insert_axis(Axis(2)), x)
+    }
+
+    /// [`start`](Self::start) with weights computed before
+    /// ([`weights`](Self::weights)), for many runs on one operator.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), plus [`Error::InvalidConfig`] if `weights` were
+    /// computed for another operator shape or relaxation.
+    pub fn start_prepared<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        weights: &'a SirtWeights,
+        sinogram: ArrayView2<f32>,
+        initial: Option<ArrayView2<f32>>,
+    ) -> Result<SirtRun<'a, O>> {
+        op.check_range_array(sinogram)?;
+        let x = self.single_start(op, initial)?;
+        self.check_weights(op, weights)?;
+        let weights = Cow::Borrowed(weights);
+        self.start_stacked(op, weights, sinogram.insert_axis(Axis(2)), x)
+    }
+
+    /// A run on a batch of sinograms, from `initial` (one image per sinogram) or zero, as
+    /// in [`reconstruct_batch`](Self::reconstruct_batch); image `k` of the run belongs to
+    /// `sinograms[k]`.
+    ///
+    /// # Errors
+    /// As [`reconstruct_batch`](Self::reconstruct_batch).
+    pub fn start_batch<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinograms: &[ArrayView2<f32>],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<SirtRun<'a, O>> {
+        let (b, x) = self.batch_start(op, sinograms, initial)?;
+        let weights = Cow::Owned(self.weights(op));
+        self.start_stacked(op, weights, b.view(), x)
+    }
+
+    /// [`start_batch`](Self::start_batch) with weights computed before.
+    ///
+    /// # Errors
+    /// As [`start_batch`](Self::start_batch), plus [`Error::InvalidConfig`] if `weights`
+    /// were computed for another operator shape or relaxation.
+    pub fn start_batch_prepared<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        weights: &'a SirtWeights,
+        sinograms: &[ArrayView2<f32>],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<SirtRun<'a, O>> {
+        let (b, x) = self.batch_start(op, sinograms, initial)?;
+        self.check_weights(op, weights)?;
+        self.start_stacked(op, Cow::Borrowed(weights), b.view(), x)
+    }
+
+    /// The checked initial image of a one-image run, `[rows, cols, 1]`.
+    fn single_start<O: LinearOperator + ?Sized>(
+        &self,
+        op: &O,
+        initial: Option<ArrayView2<f32>>,
+    ) -> Result<Array3<f32>> {
+        let x = match initial {
+            Some(init) => {
+                check_array("initial image", op.domain_shape(), init)?;
+                init.to_owned()
+            }
+            None => Array2::zeros(op.domain_shape()),
+        };
+        Ok(x.insert_axis(Axis(2)))
+    }
+
+    /// The checked and stacked sinograms and initial images of a batch run.
+    fn batch_start<O: LinearOperator + ?Sized>(
+        &self,
+        op: &O,
+        sinograms: &[ArrayView2<f32>],
+        initial: Option<&[ArrayView2<f32>]>,
+    ) -> Result<(Array3<f32>, Array3<f32>)> {
         for b in sinograms {
-            check_array("sinogram", op.range_shape(), *b)?;
+            op.check_range_array(*b)?;
         }
         let batch = stack_images(sinograms)?;
         let (rows, cols) = op.domain_shape();
         let x = match initial {
-            Some(init) => {
-                if init.len() != sinograms.len() {
-                    return Err(Error::Shape {
-                        what: "initial images",
-                        expected: format!("{} (one per sinogram)", sinograms.len()),
-                        got: init.len().to_string(),
-                    });
-                }
-                for x in init {
-                    check_array("initial image", (rows, cols), *x)?;
-                }
-                stack_images(init)?
-            }
+            Some(init) => stack_initial(init, sinograms.len(), (rows, cols))?,
             None => Array3::zeros((rows, cols, sinograms.len())),
         };
-        run_quiet(|observe| self.run(op, batch.view(), x, observe))
+        Ok((batch, x))
     }
 
-    /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
-    /// initial images `[rows, cols, batch]` in standard layout; `observe` as in
-    /// [`BatchProgress::end_iteration`].
-    fn run<O: LinearOperator + ?Sized>(
+    /// Checks that `weights` fit `op` and this configuration's relaxation.
+    fn check_weights<O: LinearOperator + ?Sized>(
         &self,
         op: &O,
-        sinograms: ArrayView3<f32>,
-        mut x: Array3<f32>,
-        observe: &mut Observe<'_>,
-    ) -> Result<Vec<Stopped>> {
-        let batch = x.dim().2;
-        let sinograms = sinograms.as_standard_layout();
-        let (row_w, col_w) = sirt_weights(op, self.config.relaxation);
-        let (row_w, col_w) = (row_w.as_standard_layout(), col_w.as_standard_layout());
-        let mut residual = Array3::<f32>::zeros(sinograms.dim());
-        let mut update = Array3::<f32>::zeros(x.dim());
-        let mut progress = BatchProgress::new(batch, self.config.iterations);
-        let mut budget = MaxIterations(self.config.iterations);
-        let (lo, hi) = (self.config.min, self.config.max);
-        while progress.running() {
-            op.apply_batch_into(x.view(), residual.view_mut());
-            let mut cost = vec![0.0f64; batch];
-            let rays = flat_mut(&mut residual)
-                .chunks_exact_mut(batch)
-                .zip(sinograms.as_slice().unwrap_or(&[]).chunks_exact(batch))
-                .zip(row_w.as_slice().unwrap_or(&[]));
-            for ((r, b), &w) in rays {
-                for k in 0..batch {
-                    let d = b[k] - r[k];
-                    cost[k] += (d as f64) * (d as f64);
-                    r[k] = d * w;
-                }
-            }
-            op.adjoint_batch_into(residual.view(), update.view_mut());
-            let pixels = flat_mut(&mut x)
-                .chunks_exact_mut(batch)
-                .zip(flat(&update).chunks_exact(batch))
-                .zip(col_w.as_slice().unwrap_or(&[]));
-            for ((x, u), &w) in pixels {
-                for (x, &u) in x.iter_mut().zip(u) {
-                    let mut v = *x + u * w;
-                    if let Some(lo) = lo {
-                        v = v.max(lo);
-                    }
-                    if let Some(hi) = hi {
-                        v = v.min(hi);
-                    }
-                    *x = v;
-                }
-            }
-            let cost: Vec<f64> = cost.iter().map(|c| 0.5 * c).collect();
-            progress.end_iteration(x.view(), &cost, None, observe, |_, state| {
-                budget.check(state)
-            })?;
+        weights: &SirtWeights,
+    ) -> Result<()> {
+        let fits = weights.row.dim() == op.range_shape()
+            && weights.col.dim() == op.domain_shape()
+            && weights.relaxation.to_bits() == self.config.relaxation.to_bits();
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig {
+                field: "weights",
+                reason: format!(
+                    "computed for range {:?}, domain {:?}, relaxation {}; this run has {:?}, {:?}, {}",
+                    weights.row.dim(),
+                    weights.col.dim(),
+                    weights.relaxation,
+                    op.range_shape(),
+                    op.domain_shape(),
+                    self.config.relaxation
+                ),
+            })
         }
-        Ok(progress.finish())
+    }
+
+    /// A run from checked data: `sinograms` `[angles, detectors, batch]`, `x` the initial
+    /// images `[rows, cols, batch]`.
+    fn start_stacked<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        weights: Cow<'a, SirtWeights>,
+        sinograms: ArrayView3<f32>,
+        x: Array3<f32>,
+    ) -> Result<SirtRun<'a, O>> {
+        let sinograms = sinograms.as_standard_layout().into_owned();
+        Ok(SirtRun {
+            op,
+            weights,
+            bounds: (self.config.min, self.config.max),
+            residual: Array3::zeros(sinograms.dim()),
+            update: Array3::zeros(x.dim()),
+            sinograms,
+            iterates: Iterates::new(x, self.config.iterations),
+        })
     }
 }
 
-/// SIRT's weights: `R = 1 / (A 1)` and `C = lambda / (A^T 1)`, 0 where a sum is ~0.
-pub(crate) fn sirt_weights<O: LinearOperator + ?Sized>(
-    op: &O,
+/// SIRT's weights for one operator and relaxation: `R = 1 / (A 1)` (one per ray) and
+/// `C = lambda / (A^T 1)` (one per pixel), 0 where a sum is ~0 (`|s| <= 1e-6`, ASTRA's
+/// rule). Computing them costs one forward and one adjoint projection; a caller that runs
+/// SIRT many times on one operator computes them once ([`Sirt::weights`]) and starts every
+/// run from them ([`Sirt::start_prepared`], [`Sirt::start_batch_prepared`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SirtWeights {
+    row: Array2<f32>,
+    col: Array2<f32>,
     relaxation: f32,
-) -> (Array2<f32>, Array2<f32>) {
-    let inv = |s: f32| {
-        if (s as f64).abs() > WEIGHT_EPS {
-            1.0 / s
-        } else {
-            0.0
+}
+
+impl SirtWeights {
+    /// The weights of `op` with relaxation `lambda` (not checked: [`Sirt::weights`] uses
+    /// the checked one of its configuration).
+    fn compute<O: LinearOperator + ?Sized>(op: &O, relaxation: f32) -> Self {
+        let inv = |s: f32| {
+            if (s as f64).abs() > WEIGHT_EPS {
+                1.0 / s
+            } else {
+                0.0
+            }
+        };
+        let row = op
+            .apply(Array2::from_elem(op.domain_shape(), 1.0f32).view())
+            .mapv(inv);
+        let col = op
+            .adjoint(Array2::from_elem(op.range_shape(), 1.0f32).view())
+            .mapv(|s| relaxation * inv(s));
+        Self {
+            row: row.as_standard_layout().into_owned(),
+            col: col.as_standard_layout().into_owned(),
+            relaxation,
         }
-    };
-    let row = op
-        .apply(Array2::from_elem(op.domain_shape(), 1.0f32).view())
-        .mapv(inv);
-    let col = op
-        .adjoint(Array2::from_elem(op.range_shape(), 1.0f32).view())
-        .mapv(|s| relaxation * inv(s));
-    (row, col)
+    }
+
+    /// The ray weights `R = 1 / (A 1)`, `[angles, detectors]`.
+    pub fn rays(&self) -> ArrayView2<'_, f32> {
+        self.row.view()
+    }
+
+    /// The pixel weights `C = lambda / (A^T 1)`, `[rows, cols]`.
+    pub fn pixels(&self) -> ArrayView2<'_, f32> {
+        self.col.view()
+    }
+
+    /// The relaxation `lambda` included in the pixel weights.
+    pub fn relaxation(&self) -> f32 {
+        self.relaxation
+    }
+}
+
+/// A SIRT run in progress on a batch of images (one image for [`Sirt::start`]): the
+/// weights, the checked sinograms, the current images and the buffers of an iteration,
+/// with every image's own [`IterState`] and stop.
+///
+/// [`step`](Self::step) does one iteration on every image; the images may be read and
+/// changed between steps ([`image_mut`](Self::image_mut), [`images_mut`](Self::images_mut)):
+/// the next step starts from them, exactly as a new run started from them would (SIRT
+/// keeps no state besides the image). An image stops when an observer passed to
+/// [`step_with`](Self::step_with) or the configured iteration budget stops it; its result
+/// is then frozen, though steps go on updating it with the batch (the images do not
+/// interact). [`finish`](Self::finish) gives every image's [`Reconstruction`].
+///
+/// Images are stored pixel-major, `[rows, cols, batch]` ([`stack_images`]).
+///
+/// # Examples
+/// ```
+/// use netinv_tomo::{shepp_logan, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig};
+/// let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 12, 24, 1.0).unwrap()).unwrap();
+/// let sino = op.apply(shepp_logan(16, 16).unwrap().view());
+/// let sirt = Sirt::new(SirtConfig { iterations: 30, ..Default::default() }).unwrap();
+/// let weights = sirt.weights(&op); // once per operator
+/// let mut run = sirt.start_prepared(&op, &weights, sino.view(), None).unwrap();
+/// while run.running() {
+///     run.step().unwrap();
+/// }
+/// let stepped = run.finish().remove(0);
+/// assert_eq!(stepped.image, sirt.reconstruct(&op, sino.view()).unwrap().image);
+/// ```
+#[derive(Debug)]
+pub struct SirtRun<'a, O: ?Sized> {
+    op: &'a O,
+    weights: Cow<'a, SirtWeights>,
+    bounds: (Option<f32>, Option<f32>),
+    sinograms: Array3<f32>,
+    residual: Array3<f32>,
+    update: Array3<f32>,
+    iterates: Iterates,
+}
+
+impl<O: LinearOperator + ?Sized> SirtRun<'_, O> {
+    /// One SIRT iteration on every image, then the stops: each running image's state
+    /// advances (cost `0.5 ||b - A x||^2` of the image the iteration started from) and the
+    /// iteration budget may stop it.
+    ///
+    /// # Errors
+    /// None from SIRT itself; the `Result` is that of [`step_with`](Self::step_with).
+    pub fn step(&mut self) -> Result<()> {
+        self.step_observed(&mut |_, _, _| Ok(None))
+    }
+
+    /// [`step`](Self::step), asking `observe(k, state, image)` for each running image `k`
+    /// first whether it stops (a [`Monitor`]'s observers and stop rules, say); the budget
+    /// applies when `observe` returns `None`.
+    ///
+    /// # Errors
+    /// The first error `observe` returns.
+    pub fn step_with(
+        &mut self,
+        mut observe: impl FnMut(usize, &IterState, ArrayView2<f32>) -> Result<Option<Termination>>,
+    ) -> Result<()> {
+        self.step_observed(&mut observe)
+    }
+
+    /// The number of images.
+    pub fn len(&self) -> usize {
+        self.iterates.x().dim().2
+    }
+
+    /// Whether the run has no images (never: a run has at least one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether any image is still running.
+    pub fn running(&self) -> bool {
+        self.iterates.progress().running()
+    }
+
+    /// Whether image `k` is still running.
+    ///
+    /// # Panics
+    /// If `k >= self.len()`.
+    pub fn is_running(&self, k: usize) -> bool {
+        self.iterates.progress().is_running(k)
+    }
+
+    /// Image `k`'s state (iterations done, last cost).
+    ///
+    /// # Panics
+    /// If `k >= self.len()`.
+    pub fn state(&self, k: usize) -> &IterState {
+        self.iterates.progress().state(k)
+    }
+
+    /// The current image `k`, `[rows, cols]`.
+    ///
+    /// # Panics
+    /// If `k >= self.len()`.
+    pub fn image(&self, k: usize) -> ArrayView2<'_, f32> {
+        self.iterates.x().index_axis(Axis(2), k)
+    }
+
+    /// The current image `k`, to change before the next step.
+    ///
+    /// # Panics
+    /// If `k >= self.len()`.
+    pub fn image_mut(&mut self, k: usize) -> ArrayViewMut2<'_, f32> {
+        self.iterates.x_mut().index_axis_mut(Axis(2), k)
+    }
+
+    /// All current images, `[rows, cols, batch]`.
+    pub fn images(&self) -> ArrayView3<'_, f32> {
+        self.iterates.x().view()
+    }
+
+    /// All current images, to change before the next step.
+    pub fn images_mut(&mut self) -> ArrayViewMut3<'_, f32> {
+        self.iterates.x_mut().view_mut()
+    }
+
+    /// Replaces image `k` by `image` (checked), for the next step to start from.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `image` is not `op.domain_shape()`, [`Error::NonFinite`] if it
+    /// holds NaN or infinities.
+    ///
+    /// # Panics
+    /// If `k >= self.len()`.
+    pub fn set_image(&mut self, k: usize, image: ArrayView2<f32>) -> Result<()> {
+        check_array("image", self.op.domain_shape(), image)?;
+        self.image_mut(k).assign(&image);
+        Ok(())
+    }
+
+    /// The weights the run uses.
+    pub fn weights(&self) -> &SirtWeights {
+        &self.weights
+    }
+
+    /// Ends the run: every image's [`Reconstruction`] in batch order, with its state and
+    /// termination. An image that stopped is as it was at its stop; one still running is
+    /// as it is now, with [`Termination::Other`] saying the caller finished it.
+    pub fn finish(self) -> Vec<Reconstruction> {
+        self.iterates.finish()
+    }
+
+    /// The iteration: `x <- clip(x + C A^T R (b - A x))` on the whole batch.
+    fn iterate(&mut self) -> Vec<f64> {
+        let x = self.iterates.x_mut();
+        let batch = x.dim().2;
+        let (row_w, col_w) = (&self.weights.row, &self.weights.col);
+        let (lo, hi) = self.bounds;
+        self.op.apply_batch_into(x.view(), self.residual.view_mut());
+        let mut cost = vec![0.0f64; batch];
+        let rays = flat_mut(&mut self.residual)
+            .chunks_exact_mut(batch)
+            .zip(flat(&self.sinograms).chunks_exact(batch))
+            .zip(row_w.as_slice().unwrap_or(&[]));
+        for ((r, b), &w) in rays {
+            for k in 0..batch {
+                let d = b[k] - r[k];
+                cost[k] += (d as f64) * (d as f64);
+                r[k] = d * w;
+            }
+        }
+        self.op
+            .adjoint_batch_into(self.residual.view(), self.update.view_mut());
+        let pixels = flat_mut(x)
+            .chunks_exact_mut(batch)
+            .zip(flat(&self.update).chunks_exact(batch))
+            .zip(col_w.as_slice().unwrap_or(&[]));
+        for ((x, u), &w) in pixels {
+            for (x, &u) in x.iter_mut().zip(u) {
+                let mut v = *x + u * w;
+                if let Some(lo) = lo {
+                    v = v.max(lo);
+                }
+                if let Some(hi) = hi {
+                    v = v.min(hi);
+                }
+                *x = v;
+            }
+        }
+        cost.iter().map(|c| 0.5 * c).collect()
+    }
+}
+
+impl<O: LinearOperator + ?Sized> Stepper for SirtRun<'_, O> {
+    fn step_observed(&mut self, observe: &mut Observe<'_>) -> Result<()> {
+        let cost = self.iterate();
+        self.iterates.end_iteration(&cost, None, observe, |_| None)
+    }
+
+    fn still_running(&self) -> bool {
+        self.running()
+    }
+
+    fn finish_all(self) -> Vec<Reconstruction> {
+        self.finish()
+    }
 }

@@ -2,16 +2,13 @@
 //! method (Chambolle-Pock).
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
-use netinv_core::{MaxIterations, Monitor, StopRule, Termination};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
+use netinv_core::Monitor;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{
-    flat, flat_mut, run_one, run_quiet, stack_images, BatchProgress, Observe, Stopped,
-};
+use crate::batch::{run_monitored, run_quiet, stack_images};
 use crate::error::check_array;
+use crate::operator::power_iteration;
+use crate::pdhg::TvRun;
 use crate::sirt::Reconstruction;
 use crate::{Error, LinearOperator, Result};
 
@@ -123,7 +120,12 @@ impl TvConfig {
 /// Forward-difference gradient with a zero difference at the last row / column, for a
 /// batch in `[rows, cols, batch]` layout (flat slices): `gy[r, c] = x[r+1, c] - x[r, c]`,
 /// `gx[r, c] = x[r, c+1] - x[r, c]`, image by image.
-fn gradient(x: &[f32], (rows, cols, batch): (usize, usize, usize), gy: &mut [f32], gx: &mut [f32]) {
+pub(crate) fn gradient(
+    x: &[f32],
+    (rows, cols, batch): (usize, usize, usize),
+    gy: &mut [f32],
+    gx: &mut [f32],
+) {
     let difference = |out: &mut [f32], next: Option<&[f32]>, here: &[f32]| match next {
         Some(next) => out
             .iter_mut()
@@ -144,7 +146,7 @@ fn gradient(x: &[f32], (rows, cols, batch): (usize, usize, usize), gy: &mut [f32
 }
 
 /// The adjoint of [`gradient`] (minus the divergence): `out = grad^T (gy, gx)`, same layout.
-fn gradient_adjoint(
+pub(crate) fn gradient_adjoint(
     gy: &[f32],
     gx: &[f32],
     (rows, cols, batch): (usize, usize, usize),
@@ -187,7 +189,7 @@ pub fn total_variation(x: ArrayView2<f32>) -> f64 {
 }
 
 /// [`total_variation`] of every image of a `[rows, cols, batch]` batch.
-fn total_variation_per_image(x: ArrayView3<f32>) -> Vec<f64> {
+pub(crate) fn total_variation_per_image(x: ArrayView3<f32>) -> Vec<f64> {
     let (rows, cols, batch) = x.dim();
     let mut tv = vec![0.0f64; batch];
     for r in 0..rows {
@@ -211,58 +213,20 @@ fn total_variation_per_image(x: ArrayView3<f32>) -> Vec<f64> {
     tv
 }
 
-fn norm2(a: &Array2<f32>) -> f64 {
-    a.iter().map(|&v| (v as f64) * (v as f64)).sum()
-}
-
-/// Estimates `||K||` for `K = [A; grad]` (or `K = A` without `with_gradient`) by power
-/// iteration on `K^T K` from a seeded Gaussian start; returns the estimate (a lower bound
-/// that converges from below).
-///
-/// # Examples
-/// ```
-/// use netinv_tomo::{operator_norm, ParallelBeam2d, RayTransform};
-/// let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 8, 16, 1.0).unwrap()).unwrap();
-/// let l = operator_norm(&op, false, 100, 0);
-/// // ||A||^2 >= ||A 1||^2 / ||1||^2: every ray through the image has length about 16.
-/// assert!(l > 10.0 && l < 40.0);
-/// ```
-pub fn operator_norm<O: LinearOperator + ?Sized>(
-    op: &O,
-    with_gradient: bool,
-    iterations: usize,
-    seed: u64,
-) -> f64 {
-    let mut rng = StdRng::seed_from_u64(seed);
+/// Estimates `||K||` for `K = [A; grad]` as [`LinearOperator::norm_estimate`] does for
+/// `A`: power iteration on `A^T A + grad^T grad` from the same seeded start.
+fn norm_with_gradient<O: LinearOperator + ?Sized>(op: &O, iterations: usize, seed: u64) -> f64 {
     let shape = op.domain_shape();
-    let mut v = Array2::from_shape_fn(shape, |_| {
-        let z: f64 = StandardNormal.sample(&mut rng);
-        z as f32
-    });
-    let mut av = Array2::zeros(op.range_shape());
-    let mut w = Array2::zeros(shape);
     let dims = (shape.0, shape.1, 1);
-    let (mut gy, mut gx) = (vec![0.0f32; v.len()], vec![0.0f32; v.len()]);
+    let pixels = shape.0 * shape.1;
+    let (mut gy, mut gx) = (vec![0.0f32; pixels], vec![0.0f32; pixels]);
     let mut gt = Array2::<f32>::zeros(shape);
-    let mut estimate = 0.0;
-    for _ in 0..iterations.max(1) {
-        let n = norm2(&v).sqrt();
-        if n == 0.0 {
-            break;
-        }
-        v.mapv_inplace(|x| (x as f64 / n) as f32);
-        op.apply_into(v.view(), av.view_mut());
-        op.adjoint_into(av.view(), w.view_mut());
-        if with_gradient {
-            let standard = "owned arrays are in standard layout";
-            gradient(v.as_slice().expect(standard), dims, &mut gy, &mut gx);
-            gradient_adjoint(&gy, &gx, dims, gt.as_slice_mut().expect(standard));
-            w += &gt;
-        }
-        estimate = norm2(&w).sqrt().sqrt();
-        std::mem::swap(&mut v, &mut w);
-    }
-    estimate
+    power_iteration(op, iterations, seed, |v, w| {
+        let standard = "owned arrays are in standard layout";
+        gradient(v.as_slice().expect(standard), dims, &mut gy, &mut gx);
+        gradient_adjoint(&gy, &gx, dims, gt.as_slice_mut().expect(standard));
+        *w += &gt;
+    })
 }
 
 /// TV-regularised least squares with a box constraint, by the primal-dual hybrid gradient
@@ -344,18 +308,7 @@ impl TvPdhg {
         initial: Option<ArrayView2<f32>>,
         monitor: &mut Monitor<'_, Array2<f32>>,
     ) -> Result<Reconstruction> {
-        check_array("sinogram", op.range_shape(), sinogram)?;
-        let shape = op.domain_shape();
-        let x = match initial {
-            Some(init) => {
-                check_array("initial image", shape, init)?;
-                init.mapv(|v| self.clip(v))
-            }
-            None => Array2::from_elem(shape, self.clip(0.0)),
-        };
-        run_one(sinogram, x, monitor, |b, x, observe| {
-            self.run(op, b, x, &[self.config.weight], observe)
-        })
+        run_monitored(self.start(op, sinogram, initial)?, monitor)
     }
 
     /// Reconstructs every sinogram of a batch, starting from zero: the same result for
@@ -431,19 +384,113 @@ impl TvPdhg {
         sinograms: &[ArrayView2<f32>],
         weights: &[f32],
     ) -> Result<Vec<Reconstruction>> {
+        run_quiet(self.start_batch_weighted(op, sinograms, weights)?)
+    }
+
+    /// A run on one image, ready to [`step`](TvRun::step): checks the data, estimates the
+    /// operator norm for the step sizes, and starts from `initial` (or zero), clipped to
+    /// the box. [`reconstruct_with`](Self::reconstruct_with) drives such a run.
+    ///
+    /// # Errors
+    /// As [`reconstruct_with`](Self::reconstruct_with).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{shepp_logan, LinearOperator, ParallelBeam2d, RayTransform, TvConfig, TvPdhg};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 8, 24, 1.0).unwrap()).unwrap();
+    /// let sino = op.apply(shepp_logan(16, 16).unwrap().view());
+    /// let solver = TvPdhg::new(TvConfig { iterations: 40, ..Default::default() }).unwrap();
+    /// let mut run = solver.start(&op, sino.view(), None).unwrap();
+    /// while run.running() {
+    ///     run.step().unwrap();
+    /// }
+    /// assert_eq!(run.state(0).iteration, 40);
+    /// let stepped = run.finish().remove(0);
+    /// assert_eq!(stepped.image, solver.reconstruct(&op, sino.view()).unwrap().image);
+    /// ```
+    pub fn start<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinogram: ArrayView2<f32>,
+        initial: Option<ArrayView2<f32>>,
+    ) -> Result<TvRun<'a, O>> {
+        op.check_range_array(sinogram)?;
+        let shape = op.domain_shape();
+        let x = match initial {
+            Some(init) => {
+                check_array("initial image", shape, init)?;
+                init.mapv(|v| self.clip(v))
+            }
+            None => Array2::from_elem(shape, self.clip(0.0)),
+        };
+        let sinogram = sinogram.insert_axis(Axis(2));
+        let weights = vec![self.config.weight];
+        Ok(self.start_stacked(op, sinogram, x.insert_axis(Axis(2)), weights))
+    }
+
+    /// A run on a batch of sinograms from zero, as in
+    /// [`reconstruct_batch`](Self::reconstruct_batch).
+    ///
+    /// # Errors
+    /// As [`reconstruct_batch`](Self::reconstruct_batch).
+    pub fn start_batch<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinograms: &[ArrayView2<f32>],
+    ) -> Result<TvRun<'a, O>> {
+        let weights = vec![self.config.weight; sinograms.len()];
+        self.start_batch_weighted(op, sinograms, &weights)
+    }
+
+    /// A run on a batch of sinograms with a TV weight each, as in
+    /// [`reconstruct_batch_weighted`](Self::reconstruct_batch_weighted).
+    ///
+    /// # Errors
+    /// As [`reconstruct_batch_weighted`](Self::reconstruct_batch_weighted).
+    pub fn start_batch_weighted<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinograms: &[ArrayView2<f32>],
+        weights: &[f32],
+    ) -> Result<TvRun<'a, O>> {
         for b in sinograms {
-            check_array("sinogram", op.range_shape(), *b)?;
+            op.check_range_array(*b)?;
         }
         check_weights(weights, sinograms.len())?;
         let sinograms = stack_images(sinograms)?;
         let (rows, cols) = op.domain_shape();
         let x = Array3::from_elem((rows, cols, sinograms.dim().2), self.clip(0.0));
-        run_quiet(|observe| self.run(op, sinograms.view(), x, weights, observe))
+        Ok(self.start_stacked(op, sinograms.view(), x, weights.to_vec()))
+    }
+
+    /// A run from checked data: `sinograms` `[angles, detectors, batch]`, `x` the initial
+    /// images `[rows, cols, batch]` (in the box), `weights` the TV weight of each image
+    /// (checked). Each image gets the step sizes of a run with its weight alone: an image
+    /// with weight 0 those of `A` (no TV term, as in a least-squares run), one with TV
+    /// those of `[A; grad]`; one operator-norm estimate per kind of image in the batch.
+    fn start_stacked<'a, O: LinearOperator + ?Sized>(
+        &self,
+        op: &'a O,
+        sinograms: ArrayView3<f32>,
+        x: Array3<f32>,
+        weights: Vec<f32>,
+    ) -> TvRun<'a, O> {
+        let tv_mask: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
+        let tv_steps = tv_mask.contains(&true).then(|| self.step_sizes(op, true));
+        let plain_steps = tv_mask.contains(&false).then(|| self.step_sizes(op, false));
+        let steps: Vec<(f32, f32)> = tv_mask
+            .iter()
+            .map(|&tv| {
+                let steps = if tv { tv_steps } else { plain_steps };
+                steps.expect("the steps of every kind of image present are computed")
+            })
+            .collect();
+        TvRun::new(self.clone(), op, sinograms, x, weights, &steps)
     }
 
     /// `v` clipped to the box (inlined: it runs once per pixel and iteration).
     #[inline(always)]
-    fn clip(&self, v: f32) -> f32 {
+    pub(crate) fn clip(&self, v: f32) -> f32 {
         let v = self.config.min.map_or(v, |lo| v.max(lo));
         self.config.max.map_or(v, |hi| v.min(hi))
     }
@@ -451,190 +498,17 @@ impl TvPdhg {
     /// The step sizes `(tau, sigma)` for `K = [A; grad]` (or `A` without `with_gradient`).
     fn step_sizes<O: LinearOperator + ?Sized>(&self, op: &O, with_gradient: bool) -> (f32, f32) {
         let cfg = &self.config;
-        let l = 1.05 * operator_norm(op, with_gradient, cfg.power_iterations, cfg.seed);
+        let norm = if with_gradient {
+            norm_with_gradient(op, cfg.power_iterations, cfg.seed)
+        } else {
+            op.norm_estimate(cfg.power_iterations, cfg.seed)
+        };
+        let l = 1.05 * norm;
         let l = if l > 0.0 { l } else { 1.0 };
         (
             (cfg.step_ratio / l) as f32,
             (1.0 / (cfg.step_ratio * l)) as f32,
         )
-    }
-
-    /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
-    /// initial images `[rows, cols, batch]` (in the box, standard layout), `weights` the
-    /// TV weight of each image (checked). Each image has the step sizes, TV term and cost
-    /// of a run with its weight alone: an image with weight 0 gets the step sizes of `A`
-    /// and no TV term, as in a least-squares run. After every iteration,
-    /// `observe(k, state, image)` is called for each image `k` still running and may stop
-    /// it. Returns each image as it was when it stopped, with its state and the reason.
-    fn run<O: LinearOperator + ?Sized>(
-        &self,
-        op: &O,
-        sinograms: ArrayView3<f32>,
-        mut x: Array3<f32>,
-        weights: &[f32],
-        observe: &mut Observe<'_>,
-    ) -> Result<Vec<Stopped>> {
-        let cfg = &self.config;
-        let dims = x.dim();
-        let batch = dims.2;
-        let range = (sinograms.dim().0, sinograms.dim().1, batch);
-        let tv_mask: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
-        let with_tv = |k: usize| tv_mask[k];
-        let any_tv = tv_mask.contains(&true);
-        // one operator-norm estimate per kind of image in the batch
-        let tv_steps = any_tv.then(|| self.step_sizes(op, true));
-        let plain_steps = (0..batch)
-            .any(|k| !with_tv(k))
-            .then(|| self.step_sizes(op, false));
-        let steps: Vec<(f32, f32)> = (0..batch)
-            .map(|k| {
-                let steps = if with_tv(k) { tv_steps } else { plain_steps };
-                steps.expect("the steps of every kind of image present are computed")
-            })
-            .collect();
-        let tau: Vec<f32> = steps.iter().map(|s| s.0).collect();
-        let sigma: Vec<f32> = steps.iter().map(|s| s.1).collect();
-
-        let mut ax = Array3::<f32>::zeros(range);
-        op.apply_batch_into(x.view(), ax.view_mut());
-        let mut ax_bar = ax.clone();
-        let mut x_bar = x.clone();
-        let mut p = Array3::<f32>::zeros(range);
-        let (mut qy, mut qx) = (Array3::<f32>::zeros(dims), Array3::<f32>::zeros(dims));
-        let (mut gy, mut gx) = (Array3::<f32>::zeros(dims), Array3::<f32>::zeros(dims));
-        let mut atp = Array3::<f32>::zeros(dims);
-        let mut gtq = Array3::<f32>::zeros(dims);
-        let mut x_new = Array3::<f32>::zeros(dims);
-        let mut ax_new = Array3::<f32>::zeros(range);
-
-        let sinograms = sinograms.as_standard_layout();
-        let sinogram_values = sinograms.as_slice().unwrap_or(&[]);
-        let mut progress = BatchProgress::new(batch, cfg.iterations);
-        let mut budget = MaxIterations(cfg.iterations);
-        // Element-wise steps run over the pixels (or rays), each a `batch`-long row with
-        // one value per image, so image k uses its own parameters at position k.
-        while progress.running() {
-            // Dual steps.
-            let rays = flat_mut(&mut p)
-                .chunks_exact_mut(batch)
-                .zip(flat(&ax_bar).chunks_exact(batch))
-                .zip(sinogram_values.chunks_exact(batch));
-            for ((p, a), b) in rays {
-                for ((p, (&a, &b)), &s) in p.iter_mut().zip(a.iter().zip(b)).zip(&sigma) {
-                    *p = (*p + s * (a - b)) / (1.0 + s);
-                }
-            }
-            if any_tv {
-                gradient(flat(&x_bar), dims, flat_mut(&mut gy), flat_mut(&mut gx));
-                let pixels = flat_mut(&mut qy)
-                    .chunks_exact_mut(batch)
-                    .zip(flat_mut(&mut qx).chunks_exact_mut(batch))
-                    .zip(flat(&gy).chunks_exact(batch))
-                    .zip(flat(&gx).chunks_exact(batch));
-                for (((qy, qx), gy), gx) in pixels {
-                    let per_image = qy
-                        .iter_mut()
-                        .zip(qx.iter_mut())
-                        .zip(gy.iter().zip(gx))
-                        .zip(sigma.iter().zip(weights).zip(&tv_mask));
-                    for (((qy, qx), (&gy, &gx)), ((&s, &lambda), &tv)) in per_image {
-                        let (y, x) = (*qy + s * gy, *qx + s * gx);
-                        let n = ((y as f64).powi(2) + (x as f64).powi(2)).sqrt() as f32;
-                        let s = if n > lambda { lambda / n } else { 1.0 };
-                        // an image without TV keeps q = 0, so its grad^T q is 0
-                        (*qy, *qx) = if tv { (y * s, x * s) } else { (0.0, 0.0) };
-                    }
-                }
-                gradient_adjoint(flat(&qy), flat(&qx), dims, flat_mut(&mut gtq));
-            }
-            // Primal step.
-            op.adjoint_batch_into(p.view(), atp.view_mut());
-            let pixels = flat_mut(&mut x_new)
-                .chunks_exact_mut(batch)
-                .zip(flat(&x).chunks_exact(batch))
-                .zip(flat(&atp).chunks_exact(batch))
-                .zip(flat(&gtq).chunks_exact(batch));
-            for (((xn, x), a), g) in pixels {
-                let per_image = xn.iter_mut().zip(x).zip(a.iter().zip(g)).zip(&tau);
-                for (((xn, &x), (&a, &g)), &t) in per_image {
-                    *xn = self.clip(x - t * (a + g));
-                }
-            }
-            op.apply_batch_into(x_new.view(), ax_new.view_mut());
-            // Extrapolation and bookkeeping, with sums per image.
-            let (mut diff, mut size, mut data) = (
-                vec![0.0f64; batch],
-                vec![0.0f64; batch],
-                vec![0.0f64; batch],
-            );
-            let pixels = flat_mut(&mut x_bar)
-                .chunks_exact_mut(batch)
-                .zip(flat(&x_new).chunks_exact(batch))
-                .zip(flat(&x).chunks_exact(batch));
-            // zipped slices, not indices: without bounds checks the loops over the batch
-            // vectorise (each image's sums still run over the pixels in order)
-            for ((xb, xn), xo) in pixels {
-                let per_image = xb
-                    .iter_mut()
-                    .zip(xn.iter().zip(xo))
-                    .zip(diff.iter_mut().zip(size.iter_mut()));
-                for ((xb, (&xn, &xo)), (diff, size)) in per_image {
-                    *xb = 2.0 * xn - xo;
-                    *diff += ((xn - xo) as f64).powi(2);
-                    *size += (xn as f64).powi(2);
-                }
-            }
-            let rays = flat_mut(&mut ax_bar)
-                .chunks_exact_mut(batch)
-                .zip(flat(&ax_new).chunks_exact(batch))
-                .zip(flat(&ax).chunks_exact(batch))
-                .zip(sinogram_values.chunks_exact(batch));
-            for (((ab, an), ao), b) in rays {
-                let per_image = ab
-                    .iter_mut()
-                    .zip(an.iter().zip(ao))
-                    .zip(b.iter().zip(&mut data));
-                for ((ab, (&an, &ao)), (&b, data)) in per_image {
-                    *ab = 2.0 * an - ao;
-                    *data += ((an - b) as f64).powi(2);
-                }
-            }
-            std::mem::swap(&mut x, &mut x_new);
-            std::mem::swap(&mut ax, &mut ax_new);
-            let tv = if any_tv {
-                total_variation_per_image(x.view())
-            } else {
-                vec![0.0; batch]
-            };
-            let cost: Vec<f64> = (0..batch)
-                .map(|k| {
-                    let (lambda, tv) = if with_tv(k) {
-                        (weights[k], tv[k])
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    0.5 * data[k] + lambda as f64 * tv
-                })
-                .collect();
-            let change: Vec<f64> = (0..batch)
-                .map(|k| diff[k].sqrt() / size[k].sqrt().max(f64::MIN_POSITIVE))
-                .collect();
-            let converged = |k: usize| cfg.relative_change.is_some_and(|t| change[k] <= t);
-            progress.end_iteration(
-                x.view(),
-                &cost,
-                Some(("relative_change", &change)),
-                observe,
-                |k, state| {
-                    if converged(k) {
-                        Some(Termination::Converged)
-                    } else {
-                        budget.check(state)
-                    }
-                },
-            )?;
-        }
-        Ok(progress.finish())
     }
 }
 
@@ -663,6 +537,7 @@ fn check_weights(weights: &[f32], images: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{flat, flat_mut};
 
     #[test]
     fn gradient_adjoint_is_transpose() {

@@ -1,12 +1,14 @@
 //! SIRT, FBP and TV/PDHG behaviour beyond the golden files: convergence, the monitor,
-//! the least-squares limit against LAPACK, and bad input.
+//! the least-squares limit against a Cholesky solve of the normal equations (and, with the
+//! `lapack-tests` feature, against LAPACK), and bad input.
 
+#[cfg(feature = "lapack-tests")]
 use ndarray_linalg::LeastSquaresSvd;
 use netinv_core::{IterState, Monitor, Termination};
 use netinv_tomo::ndarray::{Array1, Array2};
 use netinv_tomo::{
     dense_matrix, shepp_logan, Error, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform,
-    Sirt, SirtConfig, TvConfig, TvPdhg,
+    Reconstruction, Sirt, SirtConfig, TvConfig, TvPdhg,
 };
 
 fn op(rows: usize, angles: usize, n_det: usize) -> RayTransform {
@@ -23,28 +25,105 @@ fn rel(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
     (num / den).sqrt()
 }
 
-#[test]
-fn pdhg_without_tv_converges_to_lapack_least_squares() {
-    // 8x8 image, 12 angles x 12 detectors: 144 equations, 64 unknowns, full column rank.
+/// The least-squares test problem: an 8x8 image, 12 angles x 12 detectors (144 equations,
+/// 64 unknowns, full column rank), with inconsistent data (a deterministic perturbation, so
+/// the residual is not zero). Returns the dense matrix, the operator and the data.
+fn least_squares_problem() -> (Array2<f64>, RayTransform, Array2<f32>) {
     let geom = ParallelBeam2d::uniform(8, 8, 12, 12, 1.0).unwrap();
     let a = dense_matrix(&geom);
     let op = RayTransform::new(geom).unwrap();
     let truth = shepp_logan(8, 8).unwrap();
-    // Inconsistent data: add a deterministic perturbation so the residual is not zero.
     let mut b = op.apply(truth.view());
     b.indexed_iter_mut()
         .for_each(|((i, j), v)| *v += 0.3 * ((i * 7 + j * 3) as f32).sin());
-    let bv: Array1<f64> = b.iter().map(|&v| v as f64).collect();
-    let ls = a.least_squares(&bv).unwrap().solution;
-    let ls = Array2::from_shape_vec((8, 8), ls.iter().map(|&v| v as f32).collect()).unwrap();
+    (a, op, b)
+}
+
+/// PDHG without TV and box, run to a relative change of 1e-9 (at most 20,000 iterations).
+fn pdhg_least_squares(op: &RayTransform, b: &Array2<f32>) -> Reconstruction {
     let cfg = TvConfig {
         relative_change: Some(1e-9),
         ..TvConfig::least_squares(20_000, None, None)
     };
-    let rec = TvPdhg::new(cfg)
-        .unwrap()
-        .reconstruct(&op, b.view())
-        .unwrap();
+    TvPdhg::new(cfg).unwrap().reconstruct(op, b.view()).unwrap()
+}
+
+/// Solves the normal equations `A^T A x = A^T b` in f64 by a Cholesky factorisation
+/// `A^T A = L L^T` and two triangular solves (A has full column rank, so `A^T A` is
+/// symmetric positive definite).
+fn normal_equations_solution(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
+    let gram = a.t().dot(a);
+    let rhs = a.t().dot(b);
+    let n = gram.nrows();
+    let mut l = Array2::<f64>::zeros((n, n));
+    for j in 0..n {
+        let d = gram[[j, j]] - (0..j).map(|k| l[[j, k]] * l[[j, k]]).sum::<f64>();
+        assert!(d > 0.0, "A^T A is not positive definite at column {j}");
+        l[[j, j]] = d.sqrt();
+        for i in j + 1..n {
+            let s = gram[[i, j]] - (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum::<f64>();
+            l[[i, j]] = s / l[[j, j]];
+        }
+    }
+    let mut y = Array1::<f64>::zeros(n); // L y = rhs
+    for i in 0..n {
+        y[i] = (rhs[i] - (0..i).map(|k| l[[i, k]] * y[k]).sum::<f64>()) / l[[i, i]];
+    }
+    let mut x = Array1::<f64>::zeros(n); // L^T x = y
+    for i in (0..n).rev() {
+        x[i] = (y[i] - (i + 1..n).map(|k| l[[k, i]] * x[k]).sum::<f64>()) / l[[i, i]];
+    }
+    x
+}
+
+#[test]
+fn normal_equations_reference_is_a_least_squares_solution() {
+    // The reference itself: the residual b - A x is orthogonal to every column of A.
+    let (a, _, b) = least_squares_problem();
+    let bv: Array1<f64> = b.iter().map(|&v| v as f64).collect();
+    let x = normal_equations_solution(&a, &bv);
+    let residual = &bv - &a.dot(&x);
+    let gradient = a.t().dot(&residual);
+    let scale = a.t().dot(&bv).iter().map(|v| v.abs()).fold(0.0, f64::max);
+    assert!(
+        residual.iter().map(|v| v * v).sum::<f64>() > 1e-3,
+        "data are inconsistent"
+    );
+    for g in &gradient {
+        assert!(g.abs() < 1e-9 * scale, "A^T (b - A x) = {g}");
+    }
+}
+
+#[test]
+fn pdhg_without_tv_converges_to_the_normal_equations_solution() {
+    let (a, op, b) = least_squares_problem();
+    let bv: Array1<f64> = b.iter().map(|&v| v as f64).collect();
+    let ls = normal_equations_solution(&a, &bv);
+    let ls = Array2::from_shape_vec((8, 8), ls.iter().map(|&v| v as f32).collect()).unwrap();
+    let rec = pdhg_least_squares(&op, &b);
+    let err = rel(&rec.image, &ls);
+    println!(
+        "PDHG (weight 0) vs Cholesky least squares: rel L2 {err:.3e} after {} iterations",
+        rec.state.iteration
+    );
+    assert!(err < 1e-3, "{err}");
+}
+
+#[cfg(feature = "lapack-tests")]
+#[test]
+fn pdhg_without_tv_converges_to_lapack_least_squares() {
+    let (a, op, b) = least_squares_problem();
+    let bv: Array1<f64> = b.iter().map(|&v| v as f64).collect();
+    let ls = a.least_squares(&bv).unwrap().solution;
+    // the dependency-free reference agrees with LAPACK's SVD solution
+    let cholesky = normal_equations_solution(&a, &bv);
+    let gap = (&ls - &cholesky)
+        .iter()
+        .map(|v| v.abs())
+        .fold(0.0, f64::max);
+    assert!(gap < 1e-8, "Cholesky vs LAPACK: max difference {gap}");
+    let ls = Array2::from_shape_vec((8, 8), ls.iter().map(|&v| v as f32).collect()).unwrap();
+    let rec = pdhg_least_squares(&op, &b);
     let err = rel(&rec.image, &ls);
     println!(
         "PDHG (weight 0) vs LAPACK least squares: rel L2 {err:.3e} after {} iterations",
