@@ -1,9 +1,11 @@
-//! PNG grids of grey-scale images, with optional captions and labels in an 8x8 bitmap font.
+//! PNG grids of grey-scale (or RGB) images, with optional captions and labels in an 8x8
+//! bitmap font.
 
 use std::path::Path;
 
 use font8x8::UnicodeFonts;
-use image::{GrayImage, Luma};
+use image::{GrayImage, Luma, RgbImage};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
 
 use crate::{atomic_write, Error, Result};
 
@@ -47,12 +49,81 @@ impl<'a> ImageRef<'a> {
             width,
         })
     }
+}
 
-    fn pixel(&self, index: usize, row: usize, col: usize) -> u8 {
-        let v = self.data[(index * self.height + row) * self.width + col];
-        // `as u8` saturates and maps NaN to 0.
-        (v.clamp(0.0, 1.0) * 255.0).round() as u8
+/// Images an [`ImageGrid`] can draw: `planes` holds one `[n, height, width]` view per
+/// channel (1 for grey, 3 for RGB). Built with `.into()` from an [`ImageRef`], an
+/// `ArrayView3<f32>` `[n, height, width]` or an `ArrayView4<f32>` `[n, channels, height,
+/// width]` (or references to the owned arrays); any memory layout is accepted, nothing is
+/// copied.
+#[derive(Debug, Clone)]
+pub struct GridImages<'a> {
+    planes: Vec<ArrayView3<'a, f32>>,
+}
+
+impl GridImages<'_> {
+    /// Number of images, channels, height and width; [`Error::Shape`] if the stack is empty
+    /// or has a channel count other than 1 or 3.
+    fn shape(&self) -> Result<(usize, usize, usize, usize)> {
+        let (n, height, width) = self.planes.first().map_or((0, 0, 0), |p| p.dim());
+        let channels = self.planes.len();
+        if n == 0 || height == 0 || width == 0 || !matches!(channels, 1 | 3) {
+            return Err(Error::Shape {
+                expected: "a non-empty stack of images with 1 (grey) or 3 (RGB) channels".into(),
+                got: format!("[{n}, {channels}, {height}, {width}]"),
+            });
+        }
+        Ok((n, channels, height, width))
     }
+}
+
+impl<'a> From<ImageRef<'a>> for GridImages<'a> {
+    fn from(images: ImageRef<'a>) -> Self {
+        let shape = (images.n, images.height, images.width);
+        // `ImageRef`'s fields are public, so its length is checked once more: a mismatch
+        // leaves no plane, which `shape` reports as an error.
+        Self {
+            planes: ArrayView3::from_shape(shape, images.data)
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+impl<'a> From<ArrayView3<'a, f32>> for GridImages<'a> {
+    fn from(images: ArrayView3<'a, f32>) -> Self {
+        Self {
+            planes: vec![images],
+        }
+    }
+}
+
+impl<'a> From<&'a Array3<f32>> for GridImages<'a> {
+    fn from(images: &'a Array3<f32>) -> Self {
+        images.view().into()
+    }
+}
+
+impl<'a> From<ArrayView4<'a, f32>> for GridImages<'a> {
+    fn from(images: ArrayView4<'a, f32>) -> Self {
+        Self {
+            planes: (0..images.dim().1)
+                .map(|c| images.index_axis_move(Axis(1), c))
+                .collect(),
+        }
+    }
+}
+
+impl<'a> From<&'a Array4<f32>> for GridImages<'a> {
+    fn from(images: &'a Array4<f32>) -> Self {
+        images.view().into()
+    }
+}
+
+/// A value in [0, 1] as a grey level (clipped; NaN draws black).
+fn grey_level(v: f32) -> u8 {
+    // `as u8` saturates and maps NaN to 0.
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
 /// Layout of an image grid: `columns` tiles per row, each image magnified `scale` times,
@@ -74,6 +145,10 @@ impl<'a> ImageRef<'a> {
 /// assert_eq!(png.width(), 2 * 56 + 3 * 2);
 /// let dir = tempfile::tempdir().unwrap();
 /// grid.write_png(dir.path().join("grid.png"), images).unwrap();
+///
+/// // ndarray batches draw directly: [n, h, w], or [n, c, h, w] with c = 1 (or 3: RGB).
+/// let batch = ndarray::Array4::from_shape_vec((4, 1, 28, 28), pixels).unwrap();
+/// assert_eq!(grid.render(&batch).unwrap(), png);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageGrid {
@@ -131,33 +206,69 @@ impl ImageGrid {
         self
     }
 
-    fn validate(&self, images: &ImageRef<'_>) -> Result<usize> {
+    /// Checks the layout against `n` images; returns the number of grid rows.
+    fn validate(&self, n: usize) -> Result<usize> {
         if self.columns == 0 {
             return Err(invalid("columns", "must be at least 1"));
         }
         if self.scale == 0 {
             return Err(invalid("scale", "must be at least 1"));
         }
-        let rows = images.n.div_ceil(self.columns);
-        check_count("captions", &self.captions, images.n)?;
-        check_count(
-            "column_labels",
-            &self.column_labels,
-            self.columns.min(images.n),
-        )?;
+        let rows = n.div_ceil(self.columns);
+        check_count("captions", &self.captions, n)?;
+        check_count("column_labels", &self.column_labels, self.columns.min(n))?;
         check_count("row_labels", &self.row_labels, rows)?;
         Ok(rows)
     }
 
-    /// Draws the grid.
+    /// Draws the grid of grey-scale images: an [`ImageRef`], an `ArrayView3<f32>` `[n,
+    /// height, width]`, an `ArrayView4<f32>` `[n, 1, height, width]` or a reference to an
+    /// owned array of either shape.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for zero columns or scale, or a caption / label list whose
-    /// length does not match the images, columns or rows.
-    pub fn render(&self, images: ImageRef<'_>) -> Result<GrayImage> {
-        let rows = self.validate(&images)?;
-        let columns = self.columns.min(images.n);
-        let (tile_h, tile_w) = (images.height * self.scale, images.width * self.scale);
+    /// [`Error::Shape`] for an empty stack or a channel count other than 1 (RGB stacks go to
+    /// [`ImageGrid::render_rgb`]); [`Error::InvalidConfig`] for zero columns or scale, or a
+    /// caption / label list whose length does not match the images, columns or rows.
+    pub fn render<'a>(&self, images: impl Into<GridImages<'a>>) -> Result<GrayImage> {
+        let images = images.into();
+        let (_, channels, ..) = images.shape()?;
+        if channels != 1 {
+            return Err(Error::Shape {
+                expected: "1 channel for a grey-scale grid (render_rgb draws 3)".into(),
+                got: format!("{channels} channels"),
+            });
+        }
+        self.render_plane(images.planes[0])
+    }
+
+    /// Draws a grid of RGB images `[n, 3, height, width]` (a grey stack is drawn grey, in an
+    /// RGB image). Text is white as in [`ImageGrid::render`].
+    ///
+    /// # Errors
+    /// As [`ImageGrid::render`], except that 3 channels are accepted.
+    pub fn render_rgb<'a>(&self, images: impl Into<GridImages<'a>>) -> Result<RgbImage> {
+        let images = images.into();
+        images.shape()?;
+        // The layout depends only on the shape, so each channel's grid lines up pixel for
+        // pixel with the others.
+        let grids = images
+            .planes
+            .iter()
+            .map(|plane| self.render_plane(*plane))
+            .collect::<Result<Vec<_>>>()?;
+        let channel = |c: usize| &grids[c.min(grids.len() - 1)];
+        let (width, height) = grids[0].dimensions();
+        Ok(RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([0, 1, 2].map(|c| channel(c).get_pixel(x, y).0[0]))
+        }))
+    }
+
+    /// Draws the grid of one channel, `[n, height, width]`.
+    fn render_plane(&self, images: ArrayView3<'_, f32>) -> Result<GrayImage> {
+        let (n, height, width) = images.dim();
+        let rows = self.validate(n)?;
+        let columns = self.columns.min(n);
+        let (tile_h, tile_w) = (height * self.scale, width * self.scale);
         let caption_h = if self.captions.is_some() { TEXT_ROW } else { 0 };
         let header_h = if self.column_labels.is_some() {
             TEXT_ROW
@@ -174,13 +285,13 @@ impl ImageGrid {
         let mut canvas =
             GrayImage::from_pixel(width as u32, height as u32, Luma([self.background]));
 
-        for index in 0..images.n {
+        for index in 0..n {
             let (grid_row, grid_col) = (index / self.columns, index % self.columns);
             let x0 = label_w + self.padding + grid_col * cell_w;
             let y0 = header_h + self.padding + grid_row * cell_h;
             for r in 0..tile_h {
                 for c in 0..tile_w {
-                    let value = images.pixel(index, r / self.scale, c / self.scale);
+                    let value = grey_level(images[[index, r / self.scale, c / self.scale]]);
                     canvas.put_pixel((x0 + c) as u32, (y0 + r) as u32, Luma([value]));
                 }
             }
@@ -203,21 +314,34 @@ impl ImageGrid {
         Ok(canvas)
     }
 
-    /// Draws the grid and writes it as a PNG, atomically.
+    /// Draws the grid and writes it as a PNG, atomically: grey for one channel, RGB for
+    /// three.
     ///
     /// # Errors
-    /// As [`ImageGrid::render`], plus [`Error::Io`] / [`Error::Image`] if writing fails.
-    pub fn write_png(&self, path: impl AsRef<Path>, images: ImageRef<'_>) -> Result<()> {
-        let canvas = self.render(images)?;
-        write_png(path, &canvas)
+    /// As [`ImageGrid::render`] (3 channels accepted), plus [`Error::Io`] / [`Error::Image`]
+    /// if writing fails.
+    pub fn write_png<'a>(
+        &self,
+        path: impl AsRef<Path>,
+        images: impl Into<GridImages<'a>>,
+    ) -> Result<()> {
+        let images = images.into();
+        if images.shape()?.1 == 3 {
+            write_png(path, &self.render_rgb(images)?)
+        } else {
+            write_png(path, &self.render(images)?)
+        }
     }
 }
 
-/// Writes a grey-scale image as a PNG, atomically.
+/// Writes an image as a PNG, atomically.
 ///
 /// # Errors
 /// [`Error::Io`] if writing fails.
-fn write_png(path: impl AsRef<Path>, canvas: &GrayImage) -> Result<()> {
+fn write_png<P>(path: impl AsRef<Path>, canvas: &image::ImageBuffer<P, Vec<u8>>) -> Result<()>
+where
+    P: image::PixelWithColorType<Subpixel = u8>,
+{
     let path = path.as_ref();
     let mut bytes = Vec::new();
     canvas
@@ -316,6 +440,75 @@ mod tests {
             .with_captions(vec!["a".into(), "b".into()])
             .render(images)
             .is_err());
+    }
+
+    #[test]
+    fn ndarray_views_draw_like_slices() {
+        let data = ramp(3);
+        let grid = ImageGrid::new(2).with_scale(2);
+        let expected = grid.render(ImageRef::new(&data, 3, 4, 4).unwrap()).unwrap();
+        let stack = Array3::from_shape_vec((3, 4, 4), data.clone()).unwrap();
+        assert_eq!(grid.render(&stack).unwrap(), expected);
+        assert_eq!(grid.render(stack.view()).unwrap(), expected);
+        let batch = stack.clone().insert_axis(Axis(1));
+        assert_eq!(grid.render(&batch).unwrap(), expected);
+        // A transposed (non-contiguous) view draws each image transposed.
+        let transposed = stack.view().permuted_axes([0, 2, 1]);
+        let t = grid.render(transposed).unwrap();
+        assert_eq!(t.get_pixel(2 + 3 * 2, 2), expected.get_pixel(2, 2 + 3 * 2));
+        // Every second image of the stack: images 0 and 2.
+        let strided = stack.slice(ndarray::s![..;2, .., ..]);
+        let picked = [0, 2].map(|i| stack.index_axis(Axis(0), i).to_owned());
+        let gathered = ndarray::stack(Axis(0), &[picked[0].view(), picked[1].view()]).unwrap();
+        assert_eq!(
+            grid.render(strided).unwrap(),
+            grid.render(&gathered).unwrap()
+        );
+    }
+
+    #[test]
+    fn rgb_batches_keep_their_channels() {
+        let mut batch = Array4::<f32>::zeros((2, 3, 4, 4));
+        batch.index_axis_mut(Axis(1), 0).fill(1.0); // red
+        batch.index_axis_mut(Axis(1), 2).fill(0.5); // half blue
+        let grid = ImageGrid {
+            scale: 1,
+            padding: 1,
+            ..ImageGrid::new(2)
+        };
+        let png = grid.render_rgb(&batch).unwrap();
+        assert_eq!(png.get_pixel(1, 1).0, [255, 0, 128]);
+        assert_eq!(png.get_pixel(0, 0).0, [64, 64, 64]);
+        assert!(
+            grid.render(&batch).is_err(),
+            "grey render refuses 3 channels"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rgb.png");
+        grid.write_png(&path, &batch).unwrap();
+        assert_eq!(image::open(&path).unwrap().to_rgb8(), png);
+        // A grey stack drawn as RGB is grey.
+        let grey = Array3::from_elem((1, 2, 2), 1.0_f32);
+        assert_eq!(grid.render_rgb(&grey).unwrap().get_pixel(1, 1).0, [255; 3]);
+    }
+
+    #[test]
+    fn bad_array_shapes_are_errors() {
+        let grid = ImageGrid::new(2);
+        assert!(grid.render(&Array4::<f32>::zeros((2, 2, 4, 4))).is_err());
+        assert!(grid
+            .render_rgb(&Array4::<f32>::zeros((2, 4, 4, 4)))
+            .is_err());
+        assert!(grid.render(&Array3::<f32>::zeros((0, 4, 4))).is_err());
+        assert!(grid.render(&Array3::<f32>::zeros((2, 0, 4))).is_err());
+        let data = vec![0.0; 16];
+        let broken = ImageRef {
+            data: &data,
+            n: 2,
+            height: 4,
+            width: 4,
+        };
+        assert!(matches!(grid.render(broken), Err(Error::Shape { .. })));
     }
 
     #[test]

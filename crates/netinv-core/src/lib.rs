@@ -26,19 +26,18 @@
 //! assert!((x - 3.0).abs() < 1e-4);
 //! ```
 
-mod batch;
+mod cleanup;
 mod error;
 mod grid;
 mod io;
 mod iterate;
 mod memory;
 mod progress;
-#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use batch::{BatchProgress, Stopped};
+pub use cleanup::install_cleanup_handler;
 pub use error::{Error, Result};
-pub use grid::{ImageGrid, ImageRef};
+pub use grid::{GridImages, ImageGrid, ImageRef};
 pub use io::{atomic_write, atomic_write_bytes, write_json};
 pub use iterate::{
     CostTolerance, IterState, MaxIterations, Monitor, NonFiniteCost, Observer, StopRule,
@@ -46,3 +45,6 @@ pub use iterate::{
 };
 pub use memory::retain_freed_memory;
 pub use progress::ProgressObserver;
+
+/// The ndarray version whose views [`ImageGrid`] takes, so callers need not pin it.
+pub use ndarray;
