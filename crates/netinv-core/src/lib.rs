@@ -26,6 +26,7 @@
 //! assert!((x - 3.0).abs() < 1e-4);
 //! ```
 
+mod batch;
 mod cleanup;
 mod error;
 mod grid;
@@ -33,8 +34,10 @@ mod io;
 mod iterate;
 mod memory;
 mod progress;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use batch::{BatchProgress, Stopped};
 pub use cleanup::install_cleanup_handler;
 pub use error::{Error, Result};
 pub use grid::{GridImages, ImageGrid, ImageRef};
