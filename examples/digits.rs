@@ -5,6 +5,9 @@
 //! cargo run --release --example digits -- [--data DIR] [--out runs/digits]
 //! ```
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -33,7 +36,12 @@ struct Counts {
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let args = Args::parse();
+    flag_support::output_folder("--out", &args.out)?;
+    if let Some(dir) = &args.data {
+        flag_support::input_folder("--data", dir)?;
+    }
     let (mnist, source) = match &args.data {
         Some(dir) => (Mnist::from_dir(dir)?, dir.display().to_string()),
         None => (Mnist::embedded()?, "embedded".to_string()),

@@ -19,6 +19,9 @@
 //! steps. Each epoch is also printed with its process CPU time (Linux), the figure compared
 //! with PyTorch's `time.process_time` in docs/performance.md.
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -53,20 +56,20 @@ struct Args {
     #[arg(long, value_enum, default_value = "sgd")]
     optimizer: OptimizerArg,
     /// Learning rate (default 0.05 for SGD, 2e-3 for Adam).
-    #[arg(long)]
+    #[arg(long, value_parser = flag_support::positive)]
     lr: Option<f64>,
     /// Number of epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = flag_support::at_least_one)]
     epochs: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = flag_support::at_least_one)]
     batch_size: usize,
     /// Adversarial training mode.
     #[arg(long, value_enum, default_value = "none")]
     adversarial: AdversarialArg,
     /// Perturbation size (L-infinity, pixel range [0, 1]) of adversarial training and of
     /// the final FGSM accuracy.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = flag_support::in_unit_interval)]
     epsilon: f64,
     /// Add BatchNorm after every convolution.
     #[arg(long)]
@@ -94,13 +97,32 @@ fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let device = Device::Cpu;
-    let mnist = match &args.data {
-        Some(dir) => Mnist::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?,
-        None => Mnist::embedded()?,
+/// One line for the log: the optimiser, its rate and the run's length and mode.
+fn describe(cfg: &TrainConfig, args: &Args) -> String {
+    let adversarial = match args.adversarial {
+        AdversarialArg::None => "no adversarial training".to_string(),
+        AdversarialArg::Fgsm => format!("FGSM training (eps {})", args.epsilon),
+        AdversarialArg::Pgd => format!("PGD training (eps {})", args.epsilon),
     };
+    let optimizer = match args.optimizer {
+        OptimizerArg::Sgd => format!("SGD (momentum {})", cfg.momentum),
+        OptimizerArg::Adam => "Adam".to_string(),
+    };
+    format!(
+        "{optimizer}, lr {}, {} epochs of batch {}, shifts up to {} px, {adversarial}, seed {}",
+        cfg.lr, cfg.epochs, cfg.batch_size, cfg.shift, cfg.seed
+    )
+}
+
+fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
+    let args = Args::parse();
+    // Every flag is checked before the data are read or anything is written.
+    flag_support::output_folder("--out", &args.out)?;
+    if let Some(dir) = &args.data {
+        flag_support::input_folder("--data", dir)?;
+    }
+    let device = Device::Cpu;
     let base = match args.optimizer {
         OptimizerArg::Sgd => TrainConfig::sgd(),
         OptimizerArg::Adam => TrainConfig::adam(),
@@ -122,14 +144,18 @@ fn main() -> Result<()> {
         ..ClassifierConfig::netinv_small()
     };
     let trainer = Trainer::new(cfg.clone())?.with_checkpoints(&args.out, net_cfg.clone());
+    let mnist = match &args.data {
+        Some(dir) => Mnist::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?,
+        None => Mnist::embedded()?,
+    };
     let varmap = VarMap::new();
     let model = Classifier::init(&net_cfg, &varmap, args.seed, &device)?;
     netinv::core::write_json(args.out.join("train_config.json"), &cfg)?;
     eprintln!(
-        "training netinv-small on {} / {} digits: {:?}",
+        "training netinv-small on {} / {} digits: {}",
         mnist.train().len(),
         mnist.test().len(),
-        cfg
+        describe(&cfg, &args)
     );
 
     let mut cpu_mark = cpu_seconds();

@@ -1,5 +1,5 @@
 //! Plotting helpers shared by the examples that draw with plotters (`ct_study`,
-//! `prototype_study`, `tsne`): a font for plot text and PNG output of an RGB buffer.
+//! `prototype_study`, `tsne`): the font for plot text and PNG output of an RGB buffer.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -7,27 +7,24 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use netinv::core::atomic_write_bytes;
 
-/// Registers DejaVu Sans for plot text if the system has it; returns whether it did (plots
-/// are drawn without text otherwise: plotters has no built-in font).
+/// DejaVu Sans cut down to Latin, Greek and common symbols (31.5 KB), compiled into the
+/// binary so that plot text renders on any machine; its licence and how it was made are in
+/// `LICENSE-DejaVu.txt` beside this file.
+pub const PLOT_FONT: &[u8] = include_bytes!("DejaVuSans-subset.ttf");
+
+/// Registers the embedded font as plotters' "sans-serif" (normal, bold, italic and oblique
+/// all map to it). Returns true once it is registered: plotters has no built-in font, and
+/// without this call plots are drawn without text. Calling it again is harmless.
 pub fn register_font() -> bool {
-    for p in [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ] {
-        if let Ok(bytes) = std::fs::read(p) {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                bytes,
-            )
-            .is_ok()
-            {
-                return true;
-            }
-        }
-    }
-    false
+    use plotters::style::FontStyle;
+    [
+        FontStyle::Normal,
+        FontStyle::Bold,
+        FontStyle::Italic,
+        FontStyle::Oblique,
+    ]
+    .into_iter()
+    .all(|style| plotters::style::register_font("sans-serif", style, PLOT_FONT).is_ok())
 }
 
 /// Writes a plotters `BitMapBackend` RGB buffer (`width * height * 3` bytes) as a PNG,
