@@ -12,9 +12,14 @@
 //! * [`Objective`]s L: [`CrossEntropy`] to target classes (mean over the batch by default,
 //!   see [`Reduction`]), [`SoftCrossEntropy`] to target distributions; other crates
 //!   implement the trait for their own losses.
-//! * [`Inverter`] owns the loop: the image batch is the only variable, the network's
+//! * [`Inverter`] prepares runs: the image batch is the only variable, the network's
 //!   weights are constants ([`InvertibleNet`]), Adam or SGD on the images, clamp, snapshots,
 //!   observers and stop rules through [`netinv_core::Monitor`] (e.g. [`TargetProbability`]).
+//!   [`Inverter::start`] gives an [`InversionRun`] that advances one update per
+//!   [`InversionRun::step`] and exposes its images between steps (for solvers that
+//!   alternate with it); [`Inverter::run`] drives one to its end.
+//! * [`study`]: the thesis's inversion studies (Task 1, Task 2, the optimiser study) as
+//!   lists of independent jobs.
 //!
 //! With a real classifier (here a tiny untrained one; use `netinv_models::load_frozen` for a
 //! trained checkpoint), three inversion steps towards the digits 3 and 7:
@@ -65,25 +70,29 @@
 //! ```
 #![warn(missing_docs)]
 
+mod config;
 mod engine;
 mod error;
-mod judge;
 mod net;
 mod objective;
 mod prior;
+mod run;
+pub mod study;
 
-pub use engine::{
-    argmax, ImageOptimizer, Inversion, InversionConfig, Inverter, Snapshot, StepRecord,
-    TargetProbability,
-};
+pub use config::{ImageOptimizer, InversionConfig};
+pub use engine::{Inversion, Inverter, Snapshot, StepRecord, TargetProbability};
 pub use error::{Error, Result};
-pub use judge::{
-    class_mean_correlation, noise_images, pearson, Judge, JudgeConfig, JudgeReport, Verdict,
-    JUDGE_FILE,
-};
 pub use net::InvertibleNet;
-pub use objective::{softmax_rows, CrossEntropy, Objective, Reduction, SoftCrossEntropy};
+pub use objective::{CrossEntropy, Objective, Reduction, SoftCrossEntropy};
 pub use prior::{
-    roll_image, AnisotropicTv, BnLayerStats, BnStatsPrior, IsotropicTv, Jitter, JitterShifts,
+    AnisotropicTv, BnLayerStats, BnStatsPrior, IsotropicTv, Jitter, JitterShifts,
     L2Norm, Prior, SquaredTv,
 };
+pub use run::InversionRun;
+
+/// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
+/// downstream code uses the same versions without pinning them by hand.
+pub use candle_core;
+pub use candle_nn;
+/// The ndarray version of this crate's image and batch types.
+pub use ndarray;

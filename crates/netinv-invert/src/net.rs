@@ -2,6 +2,8 @@
 
 use candle_core::Tensor;
 
+use crate::engine::argmax;
+use crate::objective::softmax_rows;
 use crate::{BnLayerStats, Result};
 
 /// A frozen network that can be inverted: eval-mode forward passes that are differentiable
@@ -41,6 +43,27 @@ pub trait InvertibleNet {
     /// Shape or candle errors.
     fn forward_with_image_bn_stats(&self, x: &Tensor) -> Result<(Tensor, Vec<BnLayerStats>)> {
         Ok((self.forward(x)?, Vec::new()))
+    }
+
+    /// The softmax probabilities `[b][outputs]` of the eval-mode output for `x`, on the
+    /// host (accumulated in f64).
+    ///
+    /// # Errors
+    /// Shape or candle errors of the forward pass.
+    fn probabilities(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        Ok(softmax_rows(&self.forward(x)?)?)
+    }
+
+    /// The class of largest output (the first one on ties) for every image of `x`.
+    ///
+    /// # Errors
+    /// Shape or candle errors of the forward pass.
+    fn predict(&self, x: &Tensor) -> Result<Vec<u32>> {
+        Ok(self
+            .probabilities(x)?
+            .iter()
+            .map(|p| argmax(p) as u32)
+            .collect())
     }
 }
 

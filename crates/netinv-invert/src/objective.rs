@@ -79,6 +79,23 @@ where
     }
 }
 
+/// A borrowed objective is an objective (so [`crate::Inverter::start`] takes
+/// `&dyn Objective` as well as an owned one).
+impl Objective for &dyn Objective {
+    fn loss(&self, output: &Tensor) -> candle_core::Result<Tensor> {
+        (**self).loss(output)
+    }
+    fn check(&self, batch: usize, outputs: usize) -> Result<()> {
+        (**self).check(batch, outputs)
+    }
+    fn targets(&self) -> Option<&[u32]> {
+        (**self).targets()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+}
+
 /// Log-softmax over dim 1 of `[b, k]`, stable (the row maximum is subtracted as a constant).
 fn log_softmax(logits: &Tensor) -> candle_core::Result<Tensor> {
     let max = logits.max_keepdim(1)?.detach();
@@ -286,7 +303,7 @@ impl Objective for SoftCrossEntropy {
 ///
 /// # Errors
 /// A candle error if `logits` is not `[b, k]`.
-pub fn softmax_rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
+pub(crate) fn softmax_rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
     let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     Ok(rows
         .into_iter()

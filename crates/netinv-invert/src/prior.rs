@@ -427,7 +427,7 @@ impl Iterator for JitterShifts {
 ///
 /// # Errors
 /// A candle error if `x` is not of rank 4.
-pub fn roll_image(x: &Tensor, dy: i32, dx: i32) -> candle_core::Result<Tensor> {
+pub(crate) fn roll_image(x: &Tensor, dy: i32, dx: i32) -> candle_core::Result<Tensor> {
     x.dims4()?;
     let mut out = x.clone();
     if dy != 0 {
