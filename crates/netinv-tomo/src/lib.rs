@@ -40,11 +40,17 @@ mod phantom;
 mod projector;
 #[cfg(any(test, feature = "testing"))]
 mod reference;
+mod run;
 mod sirt;
 mod sparse;
 mod tv;
 
 pub use ndarray;
+
+// With `lapack-tests`, ndarray-linalg turns on ndarray's BLAS backend, so every `dot` of every
+// binary linking this crate calls CBLAS: link OpenBLAS through this crate.
+#[cfg(feature = "lapack-tests")]
+use ndarray_linalg as _;
 
 pub use batch::{stack_images, unstack_images};
 pub use error::{Error, Result};
@@ -53,11 +59,12 @@ pub use geometry::ParallelBeam2d;
 pub use noise::{gaussian_noise, poisson_noise};
 pub use npy::{read_angles, read_npy2, write_npy, write_npy1};
 pub use operator::LinearOperator;
-pub use pdhg::TvRun;
+pub use pdhg::{PdhgState, TvRun};
 pub use phantom::{shepp_logan, MODIFIED_SHEPP_LOGAN};
 pub use projector::RayTransform;
 #[cfg(any(test, feature = "testing"))]
 pub use reference::dense_matrix;
-pub use sirt::{Reconstruction, Sirt, SirtConfig, SirtRun, SirtWeights};
+pub use run::{BatchRun, BatchStep, StepReport};
+pub use sirt::{Reconstruction, Sirt, SirtConfig, SirtRun, SirtState, SirtWeights};
 pub use sparse::{CsrOperator, SparseMatrix};
 pub use tv::{total_variation, TvConfig, TvPdhg};

@@ -1,26 +1,32 @@
 //! The state of a [`TvPdhg`] run and its iteration (Chambolle-Pock).
 
-use ndarray::{Array3, ArrayView2, ArrayView3, Axis};
-use netinv_core::{IterState, Termination};
+use ndarray::{Array3, ArrayView3};
+#[cfg(doc)]
+use netinv_core::Termination;
 
-use crate::batch::{flat, flat_mut, Iterates, Observe, Stepper};
-use crate::sirt::Reconstruction;
+use crate::batch::{flat, flat_mut};
+use crate::run::sealed::Sealed;
+use crate::run::{standard, BatchRun, BatchStep, StepReport};
 use crate::tv::{gradient, gradient_adjoint, total_variation_per_image};
-use crate::{LinearOperator, Result, TvPdhg};
+use crate::{LinearOperator, TvPdhg};
 
-/// A [`TvPdhg`] run in progress on a batch of images (one image for [`TvPdhg::start`]):
-/// the step sizes, the checked sinograms, the primal and dual iterates and the buffers of
-/// an iteration, with every image's own [`IterState`] and stop.
+/// A [`TvPdhg`] run in progress on a batch of images (one image for [`TvPdhg::start`]): a
+/// [`BatchRun`] of [`PdhgState`] (the step sizes, the checked sinograms, the dual
+/// variables and the buffers of an iteration), with the current images and every image's
+/// own [`IterState`](netinv_core::IterState) and stop.
 ///
-/// [`step`](Self::step) does one PDHG iteration on every image; an image stops when an
-/// observer passed to [`step_with`](Self::step_with), the relative-change rule of its
-/// configuration or the iteration budget stops it, and its result is then frozen (steps go
-/// on updating it with the batch: the images do not interact). Unlike a SIRT run, the
-/// images cannot be changed between steps: PDHG's dual variables and extrapolated image
-/// belong to the current iterate. [`finish`](Self::finish) gives every image's
-/// [`Reconstruction`].
+/// An image stops when an observer passed to [`step_with`](BatchRun::step_with), the
+/// relative-change rule of the configuration ([`Termination::Converged`]) or the iteration
+/// budget stops it. Unlike a [`SirtRun`](crate::SirtRun), the images cannot be changed
+/// between steps: PDHG's dual variables and extrapolated image belong to the current
+/// iterate.
+pub type TvRun<'a, O> = BatchRun<PdhgState<'a, O>>;
+
+/// The prepared state of a [`TvRun`]: the operator, the TV weight and step sizes of each
+/// image, the checked sinograms `[angles, detectors, batch]`, PDHG's dual variables and
+/// the buffers of an iteration.
 #[derive(Debug)]
-pub struct TvRun<'a, O: ?Sized> {
+pub struct PdhgState<'a, O: ?Sized> {
     solver: TvPdhg,
     op: &'a O,
     /// TV weight, step sizes `tau`, `sigma` and whether TV is on, per image.
@@ -31,7 +37,6 @@ pub struct TvRun<'a, O: ?Sized> {
     any_tv: bool,
     sinograms: Array3<f32>,
     buffers: Buffers,
-    iterates: Iterates,
 }
 
 /// PDHG's arrays besides the iterate `x` (`[rows, cols, batch]` or `[angles, detectors,
@@ -55,19 +60,18 @@ struct Buffers {
     ax_new: Array3<f32>,
 }
 
-impl<'a, O: LinearOperator + ?Sized> TvRun<'a, O> {
+impl<'a, O: LinearOperator + ?Sized> PdhgState<'a, O> {
     /// A run from checked data: `sinograms` `[angles, detectors, batch]`, `x` the initial
     /// images `[rows, cols, batch]` (in the box), per-image `weights` and `(tau, sigma)`.
-    pub(crate) fn new(
+    pub(crate) fn start(
         solver: TvPdhg,
         op: &'a O,
         sinograms: ArrayView3<f32>,
         x: Array3<f32>,
         weights: Vec<f32>,
         steps: &[(f32, f32)],
-    ) -> Self {
-        let iterates = Iterates::new(x, solver.config().iterations);
-        let x = iterates.x();
+    ) -> TvRun<'a, O> {
+        let x = standard(x);
         let dims = x.dim();
         let range = (sinograms.dim().0, sinograms.dim().1, dims.2);
         let mut ax = Array3::<f32>::zeros(range);
@@ -87,7 +91,8 @@ impl<'a, O: LinearOperator + ?Sized> TvRun<'a, O> {
             ax_new: Array3::zeros(range),
         };
         let tv_mask: Vec<bool> = weights.iter().map(|&w| w > 0.0).collect();
-        Self {
+        let max_iterations = solver.config().iterations;
+        let state = Self {
             solver,
             op,
             tau: steps.iter().map(|s| s.0).collect(),
@@ -97,99 +102,36 @@ impl<'a, O: LinearOperator + ?Sized> TvRun<'a, O> {
             weights,
             sinograms: sinograms.as_standard_layout().into_owned(),
             buffers,
-            iterates,
-        }
+        };
+        BatchRun::new(state, x, max_iterations)
     }
 }
 
-impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
-    /// One PDHG iteration on every image, then the stops: each running image's state
-    /// advances (cost: the objective at the new iterate; metric `relative_change`), and
-    /// the relative-change rule, then the iteration budget, may stop it.
-    ///
-    /// # Errors
-    /// None from PDHG itself; the `Result` is that of [`step_with`](Self::step_with).
-    pub fn step(&mut self) -> Result<()> {
-        self.step_observed(&mut |_, _, _| Ok(None))
-    }
-
-    /// [`step`](Self::step), asking `observe(k, state, image)` for each running image `k`
-    /// first whether it stops (a [`Monitor`](netinv_core::Monitor)'s observers and stop
-    /// rules, say); the solver's rules apply when `observe` returns `None`.
-    ///
-    /// # Errors
-    /// The first error `observe` returns.
-    pub fn step_with(
-        &mut self,
-        mut observe: impl FnMut(usize, &IterState, ArrayView2<f32>) -> Result<Option<Termination>>,
-    ) -> Result<()> {
-        self.step_observed(&mut observe)
-    }
-
-    /// The number of images.
-    pub fn len(&self) -> usize {
-        self.iterates.x().dim().2
-    }
-
-    /// Whether the run has no images (never: a run has at least one).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether any image is still running.
-    pub fn running(&self) -> bool {
-        self.iterates.progress().running()
-    }
-
-    /// Whether image `k` is still running.
+impl<O: ?Sized> PdhgState<'_, O> {
+    /// Image `k`'s step sizes `(tau, sigma)`.
     ///
     /// # Panics
-    /// If `k >= self.len()`.
-    pub fn is_running(&self, k: usize) -> bool {
-        self.iterates.progress().is_running(k)
+    /// If `k >= ` the number of images.
+    pub fn step_sizes(&self, k: usize) -> (f32, f32) {
+        (self.tau[k], self.sigma[k])
     }
+}
 
-    /// Image `k`'s state (iterations done, objective, relative change).
-    ///
-    /// # Panics
-    /// If `k >= self.len()`.
-    pub fn state(&self, k: usize) -> &IterState {
-        self.iterates.progress().state(k)
-    }
-
-    /// The current image `k`, `[rows, cols]`.
-    ///
-    /// # Panics
-    /// If `k >= self.len()`.
-    pub fn image(&self, k: usize) -> ArrayView2<'_, f32> {
-        self.iterates.x().index_axis(Axis(2), k)
-    }
-
-    /// All current images, `[rows, cols, batch]`.
-    pub fn images(&self) -> ArrayView3<'_, f32> {
-        self.iterates.x().view()
-    }
-
+impl<O: LinearOperator + ?Sized> BatchRun<PdhgState<'_, O>> {
     /// Image `k`'s step sizes `(tau, sigma)`.
     ///
     /// # Panics
     /// If `k >= self.len()`.
     pub fn step_sizes(&self, k: usize) -> (f32, f32) {
-        (self.tau[k], self.sigma[k])
+        self.solver().step_sizes(k)
     }
+}
 
-    /// Ends the run: every image's [`Reconstruction`] in batch order, with its state and
-    /// termination. An image that stopped is as it was at its stop; one still running is
-    /// as it is now, with [`Termination::Other`] saying the caller finished it.
-    pub fn finish(self) -> Vec<Reconstruction> {
-        self.iterates.finish()
-    }
-
+impl<O: LinearOperator + ?Sized> PdhgState<'_, O> {
     /// The dual steps: `p <- (p + sigma (A x_bar - b)) / (1 + sigma)` and, for images with
     /// TV, `q <- proj(q + sigma grad x_bar)`, then `grad^T q`.
-    fn dual_step(&mut self) {
-        let batch = self.len();
-        let dims = self.iterates.x().dim();
+    fn dual_step(&mut self, dims: (usize, usize, usize)) {
+        let batch = dims.2;
         let buf = &mut self.buffers;
         let rays = flat_mut(&mut buf.p)
             .chunks_exact_mut(batch)
@@ -232,13 +174,13 @@ impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
     }
 
     /// The primal step `x' = clip(x - tau (A^T p + grad^T q))` and its projection `A x'`.
-    fn primal_step(&mut self) {
-        let batch = self.len();
+    fn primal_step(&mut self, x: &Array3<f32>) {
+        let batch = x.dim().2;
         let buf = &mut self.buffers;
         self.op.adjoint_batch_into(buf.p.view(), buf.atp.view_mut());
         let pixels = flat_mut(&mut buf.x_new)
             .chunks_exact_mut(batch)
-            .zip(flat(self.iterates.x()).chunks_exact(batch))
+            .zip(flat(x).chunks_exact(batch))
             .zip(flat(&buf.atp).chunks_exact(batch))
             .zip(flat(&buf.gtq).chunks_exact(batch));
         for (((xn, x), a), g) in pixels {
@@ -253,8 +195,8 @@ impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
 
     /// The extrapolation `x_bar = 2 x' - x`, `A x_bar = 2 A x' - A x`, with per-image sums:
     /// `(||x' - x||^2, ||x'||^2, ||A x' - b||^2)`.
-    fn extrapolate(&mut self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let batch = self.len();
+    fn extrapolate(&mut self, x: &Array3<f32>) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let batch = x.dim().2;
         let buf = &mut self.buffers;
         let (mut diff, mut size, mut data) = (
             vec![0.0f64; batch],
@@ -264,7 +206,7 @@ impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
         let pixels = flat_mut(&mut buf.x_bar)
             .chunks_exact_mut(batch)
             .zip(flat(&buf.x_new).chunks_exact(batch))
-            .zip(flat(self.iterates.x()).chunks_exact(batch));
+            .zip(flat(x).chunks_exact(batch));
         // zipped slices, not indices: without bounds checks the loops over the batch
         // vectorise (each image's sums still run over the pixels in order)
         for ((xb, xn), xo) in pixels {
@@ -298,10 +240,10 @@ impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
 
     /// Each image's objective `0.5 ||A x - b||^2 + lambda TV(x)` at the new iterate, from
     /// its data sum.
-    fn costs(&self, data: &[f64]) -> Vec<f64> {
-        let batch = self.len();
+    fn costs(&self, x: &Array3<f32>, data: &[f64]) -> Vec<f64> {
+        let batch = x.dim().2;
         let tv = if self.any_tv {
-            total_variation_per_image(self.iterates.x().view())
+            total_variation_per_image(x.view())
         } else {
             vec![0.0; batch]
         };
@@ -318,30 +260,27 @@ impl<O: LinearOperator + ?Sized> TvRun<'_, O> {
     }
 }
 
-impl<O: LinearOperator + ?Sized> Stepper for TvRun<'_, O> {
-    fn step_observed(&mut self, observe: &mut Observe<'_>) -> Result<()> {
-        self.dual_step();
-        self.primal_step();
-        let (diff, size, data) = self.extrapolate();
-        std::mem::swap(self.iterates.x_mut(), &mut self.buffers.x_new);
+impl<O: ?Sized> Sealed for PdhgState<'_, O> {}
+
+impl<O: LinearOperator + ?Sized> BatchStep for PdhgState<'_, O> {
+    /// One PDHG iteration; the cost of image `k` is the objective at the new iterate, the
+    /// metric `relative_change` is `||x' - x|| / ||x'||`, and the relative-change rule
+    /// stops an image.
+    fn iterate(&mut self, x: &mut Array3<f32>) -> StepReport {
+        self.dual_step(x.dim());
+        self.primal_step(x);
+        let (diff, size, data) = self.extrapolate(x);
+        std::mem::swap(x, &mut self.buffers.x_new);
         std::mem::swap(&mut self.buffers.ax, &mut self.buffers.ax_new);
-        let cost = self.costs(&data);
-        let change: Vec<f64> = (0..self.len())
+        let cost = self.costs(x, &data);
+        let change: Vec<f64> = (0..x.dim().2)
             .map(|k| diff[k].sqrt() / size[k].sqrt().max(f64::MIN_POSITIVE))
             .collect();
         let tolerance = self.solver.config().relative_change;
-        let converged = |k: usize| tolerance.is_some_and(|t| change[k] <= t);
-        self.iterates
-            .end_iteration(&cost, Some(("relative_change", &change)), observe, |k| {
-                converged(k).then_some(Termination::Converged)
-            })
-    }
-
-    fn still_running(&self) -> bool {
-        self.running()
-    }
-
-    fn finish_all(self) -> Vec<Reconstruction> {
-        self.finish()
+        let converged = change
+            .iter()
+            .map(|&c| tolerance.is_some_and(|t| c <= t))
+            .collect();
+        (cost, Some(("relative_change", change)), converged)
     }
 }

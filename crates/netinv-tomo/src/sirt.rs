@@ -3,14 +3,13 @@
 use std::borrow::Cow;
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
-use netinv_core::{IterState, Monitor, Termination};
+use netinv_core::{IterState, Monitor};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{
-    flat, flat_mut, run_monitored, run_quiet, stack_images, stack_initial, Iterates, Observe,
-    Stepper,
-};
+use crate::batch::{flat, flat_mut, stack_images, stack_initial};
 use crate::error::check_array;
+use crate::run::sealed::Sealed;
+use crate::run::{run_monitored, run_quiet, standard, BatchRun, BatchStep, StepReport};
 use crate::{Error, LinearOperator, Result};
 
 /// ASTRA's threshold below which a row or column sum counts as zero.
@@ -154,7 +153,7 @@ impl Sirt {
 
     /// Reconstructs from `sinogram`, starting from `initial` (or zero), reporting to
     /// `monitor` after every iteration: [`start`](Self::start), then
-    /// [`SirtRun::step_with`] until the monitor or the iteration budget stops the run.
+    /// [`BatchRun::step_with`] until the monitor or the iteration budget stops the run.
     ///
     /// # Errors
     /// As [`Sirt::reconstruct`], plus [`Error::Shape`] / [`Error::NonFinite`] for
@@ -199,9 +198,9 @@ impl Sirt {
         run_quiet(self.start_batch(op, sinograms, initial)?)
     }
 
-    /// A run on one image, ready to [`step`](SirtRun::step): checks the data, computes the
+    /// A run on one image, ready to [`step`](BatchRun::step): checks the data, computes the
     /// weights, and starts from `initial` (or zero). The run is a batch of one image
-    /// (image 0 of [`SirtRun::image`]).
+    /// (image 0 of [`BatchRun::image`]).
     ///
     /// # Errors
     /// As [`reconstruct_with`](Self::reconstruct_with).
@@ -361,15 +360,15 @@ impl Sirt {
         x: Array3<f32>,
     ) -> Result<SirtRun<'a, O>> {
         let sinograms = sinograms.as_standard_layout().into_owned();
-        Ok(SirtRun {
+        let state = SirtState {
             op,
             weights,
             bounds: (self.config.min, self.config.max),
             residual: Array3::zeros(sinograms.dim()),
             update: Array3::zeros(x.dim()),
             sinograms,
-            iterates: Iterates::new(x, self.config.iterations),
-        })
+        };
+        Ok(BatchRun::new(state, standard(x), self.config.iterations))
     }
 }
 
@@ -425,19 +424,16 @@ impl SirtWeights {
     }
 }
 
-/// A SIRT run in progress on a batch of images (one image for [`Sirt::start`]): the
-/// weights, the checked sinograms, the current images and the buffers of an iteration,
-/// with every image's own [`IterState`] and stop.
+/// A SIRT run in progress on a batch of images (one image for [`Sirt::start`]): a
+/// [`BatchRun`] of [`SirtState`] (the weights, the checked sinograms and the buffers of an
+/// iteration), with the current images and every image's own [`IterState`] and stop.
 ///
-/// [`step`](Self::step) does one iteration on every image; the images may be read and
-/// changed between steps ([`image_mut`](Self::image_mut), [`images_mut`](Self::images_mut)):
-/// the next step starts from them, exactly as a new run started from them would (SIRT
-/// keeps no state besides the image). An image stops when an observer passed to
-/// [`step_with`](Self::step_with) or the configured iteration budget stops it; its result
-/// is then frozen, though steps go on updating it with the batch (the images do not
-/// interact). [`finish`](Self::finish) gives every image's [`Reconstruction`].
-///
-/// Images are stored pixel-major, `[rows, cols, batch]` ([`stack_images`]).
+/// [`step`](BatchRun::step) does one iteration on every image. The images may be read and
+/// changed between steps ([`image_mut`](BatchRun::image_mut),
+/// [`images_mut`](BatchRun::images_mut), [`set_image`](BatchRun::set_image)): the next
+/// step starts from them, exactly as a new run started from them would (SIRT keeps no
+/// state besides the image). An image stops when an observer passed to
+/// [`step_with`](BatchRun::step_with) or the configured iteration budget stops it.
 ///
 /// # Examples
 /// ```
@@ -453,96 +449,39 @@ impl SirtWeights {
 /// let stepped = run.finish().remove(0);
 /// assert_eq!(stepped.image, sirt.reconstruct(&op, sino.view()).unwrap().image);
 /// ```
+pub type SirtRun<'a, O> = BatchRun<SirtState<'a, O>>;
+
+/// The prepared state of a [`SirtRun`]: the operator, the weights, the box, the checked
+/// sinograms `[angles, detectors, batch]` and the buffers of an iteration.
 #[derive(Debug)]
-pub struct SirtRun<'a, O: ?Sized> {
+pub struct SirtState<'a, O: ?Sized> {
     op: &'a O,
     weights: Cow<'a, SirtWeights>,
     bounds: (Option<f32>, Option<f32>),
     sinograms: Array3<f32>,
     residual: Array3<f32>,
     update: Array3<f32>,
-    iterates: Iterates,
 }
 
-impl<O: LinearOperator + ?Sized> SirtRun<'_, O> {
-    /// One SIRT iteration on every image, then the stops: each running image's state
-    /// advances (cost `0.5 ||b - A x||^2` of the image the iteration started from) and the
-    /// iteration budget may stop it.
-    ///
-    /// # Errors
-    /// None from SIRT itself; the `Result` is that of [`step_with`](Self::step_with).
-    pub fn step(&mut self) -> Result<()> {
-        self.step_observed(&mut |_, _, _| Ok(None))
+impl<O: ?Sized> SirtState<'_, O> {
+    /// The weights the run uses.
+    pub fn weights(&self) -> &SirtWeights {
+        &self.weights
     }
+}
 
-    /// [`step`](Self::step), asking `observe(k, state, image)` for each running image `k`
-    /// first whether it stops (a [`Monitor`]'s observers and stop rules, say); the budget
-    /// applies when `observe` returns `None`.
-    ///
-    /// # Errors
-    /// The first error `observe` returns.
-    pub fn step_with(
-        &mut self,
-        mut observe: impl FnMut(usize, &IterState, ArrayView2<f32>) -> Result<Option<Termination>>,
-    ) -> Result<()> {
-        self.step_observed(&mut observe)
-    }
-
-    /// The number of images.
-    pub fn len(&self) -> usize {
-        self.iterates.x().dim().2
-    }
-
-    /// Whether the run has no images (never: a run has at least one).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether any image is still running.
-    pub fn running(&self) -> bool {
-        self.iterates.progress().running()
-    }
-
-    /// Whether image `k` is still running.
-    ///
-    /// # Panics
-    /// If `k >= self.len()`.
-    pub fn is_running(&self, k: usize) -> bool {
-        self.iterates.progress().is_running(k)
-    }
-
-    /// Image `k`'s state (iterations done, last cost).
-    ///
-    /// # Panics
-    /// If `k >= self.len()`.
-    pub fn state(&self, k: usize) -> &IterState {
-        self.iterates.progress().state(k)
-    }
-
-    /// The current image `k`, `[rows, cols]`.
-    ///
-    /// # Panics
-    /// If `k >= self.len()`.
-    pub fn image(&self, k: usize) -> ArrayView2<'_, f32> {
-        self.iterates.x().index_axis(Axis(2), k)
-    }
-
+impl<O: LinearOperator + ?Sized> BatchRun<SirtState<'_, O>> {
     /// The current image `k`, to change before the next step.
     ///
     /// # Panics
     /// If `k >= self.len()`.
     pub fn image_mut(&mut self, k: usize) -> ArrayViewMut2<'_, f32> {
-        self.iterates.x_mut().index_axis_mut(Axis(2), k)
+        self.x_mut().index_axis_mut(Axis(2), k)
     }
 
-    /// All current images, `[rows, cols, batch]`.
-    pub fn images(&self) -> ArrayView3<'_, f32> {
-        self.iterates.x().view()
-    }
-
-    /// All current images, to change before the next step.
+    /// All current images `[rows, cols, batch]`, to change before the next step.
     pub fn images_mut(&mut self) -> ArrayViewMut3<'_, f32> {
-        self.iterates.x_mut().view_mut()
+        self.x_mut().view_mut()
     }
 
     /// Replaces image `k` by `image` (checked), for the next step to start from.
@@ -554,26 +493,23 @@ impl<O: LinearOperator + ?Sized> SirtRun<'_, O> {
     /// # Panics
     /// If `k >= self.len()`.
     pub fn set_image(&mut self, k: usize, image: ArrayView2<f32>) -> Result<()> {
-        check_array("image", self.op.domain_shape(), image)?;
+        check_array("image", self.solver().op.domain_shape(), image)?;
         self.image_mut(k).assign(&image);
         Ok(())
     }
 
     /// The weights the run uses.
     pub fn weights(&self) -> &SirtWeights {
-        &self.weights
+        self.solver().weights()
     }
+}
 
-    /// Ends the run: every image's [`Reconstruction`] in batch order, with its state and
-    /// termination. An image that stopped is as it was at its stop; one still running is
-    /// as it is now, with [`Termination::Other`] saying the caller finished it.
-    pub fn finish(self) -> Vec<Reconstruction> {
-        self.iterates.finish()
-    }
+impl<O: ?Sized> Sealed for SirtState<'_, O> {}
 
-    /// The iteration: `x <- clip(x + C A^T R (b - A x))` on the whole batch.
-    fn iterate(&mut self) -> Vec<f64> {
-        let x = self.iterates.x_mut();
+impl<O: LinearOperator + ?Sized> BatchStep for SirtState<'_, O> {
+    /// `x <- clip(x + C A^T R (b - A x))` on the whole batch; the cost of image `k` is
+    /// `0.5 ||b - A x||^2` of the image the iteration started from.
+    fn iterate(&mut self, x: &mut Array3<f32>) -> StepReport {
         let batch = x.dim().2;
         let (row_w, col_w) = (&self.weights.row, &self.weights.col);
         let (lo, hi) = self.bounds;
@@ -608,21 +544,6 @@ impl<O: LinearOperator + ?Sized> SirtRun<'_, O> {
                 *x = v;
             }
         }
-        cost.iter().map(|c| 0.5 * c).collect()
-    }
-}
-
-impl<O: LinearOperator + ?Sized> Stepper for SirtRun<'_, O> {
-    fn step_observed(&mut self, observe: &mut Observe<'_>) -> Result<()> {
-        let cost = self.iterate();
-        self.iterates.end_iteration(&cost, None, observe, |_| None)
-    }
-
-    fn still_running(&self) -> bool {
-        self.running()
-    }
-
-    fn finish_all(self) -> Vec<Reconstruction> {
-        self.finish()
+        (cost.iter().map(|c| 0.5 * c).collect(), None, Vec::new())
     }
 }

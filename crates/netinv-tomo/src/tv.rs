@@ -5,10 +5,11 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use netinv_core::Monitor;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{run_monitored, run_quiet, stack_images};
+use crate::batch::stack_images;
 use crate::error::check_array;
 use crate::operator::power_iteration;
-use crate::pdhg::TvRun;
+use crate::pdhg::{PdhgState, TvRun};
+use crate::run::{run_monitored, run_quiet};
 use crate::sirt::Reconstruction;
 use crate::{Error, LinearOperator, Result};
 
@@ -387,7 +388,7 @@ impl TvPdhg {
         run_quiet(self.start_batch_weighted(op, sinograms, weights)?)
     }
 
-    /// A run on one image, ready to [`step`](TvRun::step): checks the data, estimates the
+    /// A run on one image, ready to [`step`](crate::BatchRun::step): checks the data, estimates the
     /// operator norm for the step sizes, and starts from `initial` (or zero), clipped to
     /// the box. [`reconstruct_with`](Self::reconstruct_with) drives such a run.
     ///
@@ -485,7 +486,7 @@ impl TvPdhg {
                 steps.expect("the steps of every kind of image present are computed")
             })
             .collect();
-        TvRun::new(self.clone(), op, sinograms, x, weights, &steps)
+        PdhgState::start(self.clone(), op, sinograms, x, weights, &steps)
     }
 
     /// `v` clipped to the box (inlined: it runs once per pixel and iteration).
