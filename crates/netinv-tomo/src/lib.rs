@@ -10,6 +10,13 @@
 //! projector and algorithms are separate, as in ASTRA and ODL: an algorithm takes any
 //! [`LinearOperator`].
 //!
+//! Iterative solvers are a prepared state plus a step, as in argmin: [`Sirt::start`] and
+//! [`TvPdhg::start`] (or their batched forms) give a [`BatchRun`] ([`SirtRun`], [`TvRun`])
+//! whose [`step`](BatchRun::step) does one iteration on every image, with every image's own
+//! state and stop; `reconstruct*` drive such a run to its end. SIRT's weights are computed
+//! once per operator ([`SirtWeights`]) and a SIRT run takes changes of its images between
+//! steps, so other iterations (network inversion) can alternate with it.
+//!
 //! ```
 //! use netinv_tomo::{shepp_logan, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig};
 //!
