@@ -57,3 +57,10 @@ pub use hybrid::{
 };
 pub use net::{class_loss, predict_class};
 pub use scan::{detector_count, scan_operator};
+
+/// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
+/// downstream code uses the same versions without pinning them by hand.
+pub use candle_core;
+pub use candle_nn;
+/// The ndarray version of this crate's image and batch types.
+pub use ndarray;

@@ -49,3 +49,6 @@ pub use error::{Error, Result};
 pub use idx::Compression;
 pub use mnist::{Mnist, FILE_NAMES, MNIST_SIDE};
 pub use ndarray;
+/// The candle version of the tensors `to_tensors` returns (with the `candle` feature).
+#[cfg(feature = "candle")]
+pub use candle_core;

@@ -52,3 +52,8 @@ pub use vae::{
     standard_normal, Vae, VaeConfig, VaeEpoch, VaeLoss, VaeReport, VaeTrainConfig, VaeTrainer,
     VAE_CONFIG_FILE, VAE_WEIGHTS_FILE,
 };
+
+/// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
+/// downstream code uses the same versions without pinning them by hand.
+pub use candle_core;
+pub use candle_nn;

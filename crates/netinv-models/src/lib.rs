@@ -35,3 +35,8 @@ pub mod train;
 pub use checkpoint::{load_frozen, load_into, save_checkpoint, CONFIG_FILE, WEIGHTS_FILE};
 pub use error::{Error, Result};
 pub use net::{BnStats, Classifier, ClassifierConfig, BN_EPS, BN_MOMENTUM};
+
+/// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
+/// downstream code uses the same versions without pinning them by hand.
+pub use candle_core;
+pub use candle_nn;

@@ -51,3 +51,8 @@ pub use poincare::{
     ideal_prototypes, penalty_weight, poincare_distance, to_ball, BUSEMANN_EPS, MAX_NORM,
 };
 pub use sphere::{cosine_loss, cosine_predict, cosine_similarities, COSINE_EPS};
+
+/// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
+/// downstream code uses the same versions without pinning them by hand.
+pub use candle_core;
+pub use candle_nn;
