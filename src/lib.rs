@@ -10,5 +10,6 @@ pub use netinv_interp as interp;
 pub use netinv_invert as invert;
 pub use netinv_metrics as metrics;
 pub use netinv_models as models;
+pub use netinv_onnx as onnx;
 pub use netinv_prototypes as prototypes;
 pub use netinv_tomo as tomo;
