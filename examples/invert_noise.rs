@@ -3,8 +3,13 @@
 //!
 //! ```text
 //! cargo run --release --example invert_noise -- --model DIR --out DIR
-//!     [--seed N --steps N --lr F --tv F --l2 F --judge DIR --no-judge]
+//!     [--seed N --steps N --lr F --tv F --l2 F --judge DIR --no-judge --quick]
 //! ```
+//!
+//! `--quick`: 100 steps (unless `--steps` is given) and the judge only if one is already
+//! cached in `--judge` (never trained; the output then has no judge verdicts). Every flag
+//! is checked before any work starts (steps >= 1, lr > 0, finite weights >= 0, `--model`
+//! a folder).
 //!
 //! Defaults are the reference settings (Adam on the image, lr 0.05, 1,000 steps, clamp to
 //! [0, 1], start 0.5 + 0.2 N(0, 1), CE mean + 1e-3 squared TV + 1e-4 ||x||^2). `--model` is
@@ -36,21 +41,23 @@ struct Args {
 
 fn main() -> Result<()> {
     let Args { invert: args, seed } = Args::parse();
-    let (mnist, net, judge) = args.load()?;
+    let steps = args.steps();
     let cfg = InversionConfig {
         seed,
-        snapshots: [10, 100, 500]
-            .into_iter()
-            .filter(|&s| s < args.steps)
-            .collect(),
-        ..args.config()
+        snapshots: [10, 100, 500].into_iter().filter(|&s| s < steps).collect(),
+        ..args.validate()?
     };
+    let (mnist, net, judge) = args.load()?;
     let t1 = support::task1(&net, judge.as_ref(), mnist.train(), &cfg, &args.out, true)?;
-    println!("net predictions   {:?}", t1.net_predictions);
-    if let Some(p) = &t1.judge_predictions {
+    println!(
+        "net predictions   {}",
+        support::classes_text(&t1.net_predictions)
+    );
+    if let (Some(p), Some(accuracy)) = (&t1.judge_predictions, t1.judge_accuracy) {
         println!(
-            "judge predictions {p:?}  (accuracy {:.1} / 10)",
-            10.0 * t1.judge_accuracy.unwrap_or(0.0)
+            "judge predictions {}  (accuracy {:.1} / 10)",
+            support::classes_text(p),
+            10.0 * accuracy
         );
     }
     println!(

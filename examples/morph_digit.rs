@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! cargo run --release --example morph_digit -- --model DIR --out DIR
-//!     [--steps N --lr F --tv F --l2 F --judge DIR --no-judge]
+//!     [--steps N --lr F --tv F --l2 F --judge DIR --no-judge --quick]
 //! ```
+//!
+//! `--quick`: 100 steps (unless `--steps` is given) and the judge only if one is already
+//! cached in `--judge` (never trained). Every flag is checked before any work starts.
 //!
 //! Defaults are the reference settings (see `invert_noise`), starting from the first 9 of
 //! the embedded test set. Every iteration is judged; `task2.json` records the net's and the
@@ -26,12 +29,21 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse().invert;
+    let cfg = args.validate()?;
     let (mnist, net, judge) = args.load()?;
-    let cfg = args.config();
     let t2 = support::task2(&net, judge.as_ref(), mnist.test(), &cfg, &args.out, true)?;
+    let judge_first = match judge {
+        Some(_) => support::iteration_text(t2.judge_first_8),
+        None => "(no judge)".to_string(),
+    };
+    let judge_final = t2
+        .judge_final
+        .map_or_else(|| "(no judge)".to_string(), |c| c.to_string());
     println!(
-        "test image {} (a 9): net says 8 first at iteration {:?}, judge at {:?}; final: net {}, judge {:?}",
-        t2.source_index, t2.net_first_8, t2.judge_first_8, t2.net_final, t2.judge_final
+        "test image {} (a 9): net says 8 first at {}, judge at {judge_first}; final: net {}, judge {judge_final}",
+        t2.source_index,
+        support::iteration_text(t2.net_first_8),
+        t2.net_final
     );
     println!(
         "{:.2} ms per step; wrote {}/task2.png, task2.json, images.npy, targets.json",

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example optimizer_study -- --seeds N --out DIR
-//!     [--epochs 4,20 --steps 1000 --no-grid --judge runs/judge]
+//!     [--epochs 4,20 --steps 1000 --no-grid --judge runs/judge --quick]
 //! ```
 //!
 //! Recipes: SGD (lr 0.05, momentum 0.9), Adam (lr 1e-3), Adam + FGSM eps 0.1 and 0.2
@@ -19,199 +19,133 @@
 //! and test accuracy per recipe, length and prior setting), and per run its folder
 //! `runs/<recipe>-e<epochs>-s<seed>/tv<tv>-l2<l2>/` with `task1.png`, `task1.json`,
 //! `images.npy`, `targets.json`. Trained nets are cached under `nets/`.
+//!
+//! The study is `netinv::invert::study::OptimizerStudy`: a list of independent jobs (one
+//! trained net each, inverted at every prior setting), merged in job order. `--quick`: one
+//! seed, 1 epoch, 100 steps, no grid (each overridable by its flag), and the judge only if
+//! one is already cached in `--judge` (never trained; judge accuracies are then null).
+//! Every flag is checked before any work starts (seeds, epochs and steps >= 1, no repeated
+//! epochs).
 
 #[path = "invert_support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
 use netinv::core::{atomic_write_bytes, write_json};
-use netinv::invert::InversionConfig;
-use netinv::models::train::{Adversarial, TrainConfig};
-use serde::Serialize;
+use netinv::invert::study::{OptimizerStudy, Row};
 
 /// Train nets with SGD / Adam / Adam + FGSM and invert each.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Seeds per recipe.
-    #[arg(long, default_value_t = 3)]
-    seeds: u64,
+    /// Seeds per recipe [default: 3, 1 with --quick].
+    #[arg(long)]
+    seeds: Option<u64>,
     /// Output folder.
     #[arg(long, default_value = "runs/optimizer_study")]
     out: PathBuf,
-    /// Training lengths in epochs.
-    #[arg(long, value_delimiter = ',', default_value = "4,20")]
-    epochs: Vec<usize>,
-    /// Inversion steps.
-    #[arg(long, default_value_t = 1000)]
-    steps: usize,
-    /// Only the reference prior weights (no TV / L2 grid).
+    /// Training lengths in epochs [default: 4,20; 1 with --quick].
+    #[arg(long, value_delimiter = ',')]
+    epochs: Option<Vec<usize>>,
+    /// Inversion steps [default: 1000, 100 with --quick].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Only the reference prior weights (no TV / L2 grid; always so with --quick).
     #[arg(long)]
     no_grid: bool,
-    /// Judge folder (trained there if missing).
+    /// Judge folder (trained there if missing, unless --quick).
     #[arg(long, default_value = "runs/judge")]
     judge: PathBuf,
+    /// Smoke-test settings (see the header).
+    #[arg(long)]
+    quick: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct Row {
-    optimizer: String,
-    adversarial: String,
-    epsilon: Option<f64>,
-    epochs: usize,
-    seed: u64,
-    tv: f64,
-    l2: f64,
-    test_accuracy: f64,
-    judge_accuracy: f64,
-    class_mean_corr: f64,
-    self_confidence: f64,
-    ms_per_step: f64,
-}
-
-fn recipes() -> Vec<TrainConfig> {
-    vec![
-        TrainConfig::sgd(),
-        TrainConfig::adam(),
-        TrainConfig {
-            adversarial: Adversarial::fgsm(0.1),
-            ..TrainConfig::adam()
-        },
-        TrainConfig {
-            adversarial: Adversarial::fgsm(0.2),
-            ..TrainConfig::adam()
-        },
-    ]
-}
-
-fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (mean, min, max)
-}
-
-fn table(rows: &[Row]) -> String {
-    let mut groups: BTreeMap<(String, usize, String, String), Vec<&Row>> = BTreeMap::new();
-    for r in rows {
-        let recipe = match r.epsilon {
-            Some(e) => format!("{} + {} {e}", r.optimizer, r.adversarial),
-            None => r.optimizer.clone(),
+impl Args {
+    /// The study the flags ask for, checked before any work.
+    fn study(&self) -> Result<OptimizerStudy> {
+        let study = OptimizerStudy {
+            seeds: self.seeds.unwrap_or(if self.quick { 1 } else { 3 }),
+            epochs: self
+                .epochs
+                .clone()
+                .unwrap_or(if self.quick { vec![1] } else { vec![4, 20] }),
+            steps: self.steps.unwrap_or(if self.quick { 100 } else { 1000 }),
+            grid: !(self.no_grid || self.quick),
         };
-        groups
-            .entry((
-                recipe,
-                r.epochs,
-                format!("{:e}", r.tv),
-                format!("{:e}", r.l2),
-            ))
-            .or_default()
-            .push(r);
+        study.validate().map_err(support::config_flag_error)?;
+        support::check_out_dir("out", &self.out)?;
+        support::check_out_dir("judge", &self.judge)?;
+        Ok(study)
     }
-    let mut s = String::from(
-        "| recipe | epochs | tv | l2 | seeds | judge acc mean (min-max) | class-mean corr | own confidence | test acc |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-    );
-    for ((recipe, epochs, tv, l2), g) in &groups {
-        let (jm, jlo, jhi) = stats(
-            &g.iter()
-                .map(|r| 10.0 * r.judge_accuracy)
-                .collect::<Vec<_>>(),
-        );
-        let (cm, _, _) = stats(&g.iter().map(|r| r.class_mean_corr).collect::<Vec<_>>());
-        let (sm, _, _) = stats(&g.iter().map(|r| r.self_confidence).collect::<Vec<_>>());
-        let (tm, _, _) = stats(&g.iter().map(|r| r.test_accuracy).collect::<Vec<_>>());
-        let _ = writeln!(
-            s,
-            "| {recipe} | {epochs} | {tv} | {l2} | {} | {jm:.1} / 10 ({jlo:.0}-{jhi:.0}) | {cm:.3} | {sm:.3} | {tm:.4} |",
-            g.len()
-        );
-    }
-    s
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let study = args.study()?;
+    let jobs = study.jobs()?;
     let mnist = netinv::data::Mnist::embedded()?;
-    let judge = support::judge(&args.judge, &mnist)?;
-    let grid: Vec<(f64, f64)> = if args.no_grid {
-        vec![(1e-3, 1e-4)]
+    let judge = if args.quick {
+        let judge = support::cached_judge(&args.judge)?;
+        if judge.is_none() {
+            eprintln!(
+                "--quick: no accepted judge cached in {}, so judge accuracies are null",
+                args.judge.display()
+            );
+        }
+        judge
     } else {
-        let mut g = vec![(1e-3, 1e-4)];
-        for tv in [0.0, 1e-4, 1e-3, 1e-2] {
-            for l2 in [0.0, 1e-4, 1e-3] {
-                if (tv, l2) != (1e-3, 1e-4) {
-                    g.push((tv, l2));
-                }
-            }
-        }
-        g
+        Some(support::judge(&args.judge, &mnist)?)
     };
-    let mut rows = Vec::new();
-    for &epochs in &args.epochs {
-        for seed in 0..args.seeds {
-            for recipe in recipes() {
-                let cfg = TrainConfig {
-                    epochs,
-                    seed,
-                    ..recipe
-                };
-                let name = format!("{}-e{epochs}-s{seed}", support::recipe_name(&cfg));
-                let (net, test_accuracy) = support::load_or_train_net(
-                    &cfg,
-                    seed,
-                    &mnist,
-                    &args.out.join("nets").join(&name),
-                    &name,
-                )?;
-                for &(tv, l2) in &grid {
-                    let inv = InversionConfig {
-                        tv,
-                        l2,
-                        steps: args.steps,
-                        snapshots: vec![100],
-                        ..Default::default()
-                    };
-                    let dir = args
-                        .out
-                        .join("runs")
-                        .join(&name)
-                        .join(format!("tv{tv:e}-l2{l2:e}"));
-                    let t1 = support::task1(&net, Some(&judge), mnist.train(), &inv, &dir, false)?;
-                    let (adversarial, epsilon) = match cfg.adversarial {
-                        Adversarial::Fgsm { epsilon, .. } => ("fgsm".to_string(), Some(epsilon)),
-                        Adversarial::Pgd { epsilon, .. } => ("pgd".to_string(), Some(epsilon)),
-                        _ => ("none".to_string(), None),
-                    };
-                    let row = Row {
-                        optimizer: format!("{:?}", cfg.optimizer).to_lowercase(),
-                        adversarial,
-                        epsilon,
-                        epochs,
-                        seed,
-                        tv,
-                        l2,
-                        test_accuracy,
-                        judge_accuracy: t1.judge_accuracy.unwrap_or(f64::NAN),
-                        class_mean_corr: t1.class_mean_corr,
-                        self_confidence: t1.self_confidence,
-                        ms_per_step: t1.ms_per_step,
-                    };
-                    println!(
-                        "{name} tv {tv:e} l2 {l2:e}: test acc {test_accuracy:.4}, judge {:.0}/10, corr {:.3}, own conf {:.3}",
-                        10.0 * row.judge_accuracy, row.class_mean_corr, row.self_confidence
-                    );
-                    rows.push(row);
-                    write_json(args.out.join("study.json"), &rows)?;
-                    atomic_write_bytes(args.out.join("study.md"), table(&rows).as_bytes())?;
-                }
-            }
+    let mut done: Vec<(usize, Vec<Row>)> = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let name = job.name();
+        let (net, test_accuracy) = support::load_or_train_net(
+            &job.train,
+            job.weight_seed,
+            &mnist,
+            &args.out.join("nets").join(&name),
+            &name,
+        )?;
+        let mut rows = Vec::with_capacity(job.inversions.len());
+        for inv in &job.inversions {
+            let (tv, l2) = (inv.tv, inv.l2);
+            let dir = args
+                .out
+                .join("runs")
+                .join(&name)
+                .join(format!("tv{tv:e}-l2{l2:e}"));
+            let t1 = support::task1(&net, judge.as_ref(), mnist.train(), inv, &dir, false)?;
+            let row = job.row(
+                inv,
+                test_accuracy,
+                &t1.run,
+                t1.judge_accuracy,
+                t1.class_mean_corr,
+            );
+            let judge_text = if row.judge_accuracy.is_nan() {
+                "no judge".to_string()
+            } else {
+                format!("{:.0}/10", 10.0 * row.judge_accuracy)
+            };
+            println!(
+                "{name} tv {tv:e} l2 {l2:e}: test acc {test_accuracy:.4}, judge {judge_text}, corr {:.3}, own conf {:.3}",
+                row.class_mean_corr, row.self_confidence
+            );
+            rows.push(row);
+            // the merged table so far, rewritten after every run
+            let mut so_far = done.clone();
+            so_far.push((job.index, rows.clone()));
+            let merged = OptimizerStudy::merge(so_far);
+            write_json(args.out.join("study.json"), &merged)?;
+            atomic_write_bytes(args.out.join("study.md"), Row::table(&merged).as_bytes())?;
         }
+        done.push((job.index, rows));
     }
-    println!("{}", table(&rows));
+    let rows = OptimizerStudy::merge(done);
+    println!("{}", Row::table(&rows));
     println!("wrote {}/study.json and study.md", args.out.display());
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! The README's main command: train a digit classifier, then invert it.
 //!
 //! ```text
-//! cargo run --release --example quickstart [-- --out runs/quickstart --epochs 4 --judge runs/judge]
+//! cargo run --release --example quickstart [-- --out runs/quickstart --epochs 4 --judge runs/judge --quick]
 //! ```
+//!
+//! `--quick`: 1 training epoch (unless `--epochs` is given) and 100 inversion steps for
+//! Task 1 and Task 2. Every flag is checked before any work starts (epochs >= 1, `--out`
+//! and `--judge` not files).
 //!
 //! 1. Trains netinv-small with SGD (lr 0.05, momentum 0.9, cosine schedule, batch 64,
 //!    4 epochs, seed 0) on the 8,000 embedded training digits, with a progress bar, and
@@ -30,7 +34,7 @@ use ndarray::Array2;
 use netinv::core::{write_json, ImageGrid, ImageRef, Monitor};
 use netinv::ct::{scan_operator, HybridConfig, HybridReconstructor, LabelMode};
 use netinv::data::Dataset;
-use netinv::invert::{InversionConfig, Judge, JUDGE_FILE};
+use netinv::invert::InversionConfig;
 use netinv::metrics::{psnr, ssim, SsimConfig};
 use netinv::models::train::TrainConfig;
 use netinv::models::Classifier;
@@ -43,42 +47,53 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
-    /// Training epochs.
-    #[arg(long, default_value_t = 4)]
-    epochs: usize,
+    /// Training epochs [default: 4, 1 with --quick].
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Folder of a cached judge (used only if present).
     #[arg(long, default_value = "runs/judge")]
     judge: PathBuf,
+    /// Smoke-test settings (see the header).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl Args {
+    /// Training epochs and inversion steps, checked before any work.
+    fn validate(&self) -> Result<(usize, usize)> {
+        let epochs = self.epochs.unwrap_or(if self.quick { 1 } else { 4 });
+        if epochs == 0 {
+            return Err(support::flag_error("epochs", 0, "must be at least 1"));
+        }
+        support::check_out_dir("out", &self.out)?;
+        support::check_out_dir("judge", &self.judge)?;
+        let steps = if self.quick {
+            100
+        } else {
+            InversionConfig::default().steps
+        };
+        Ok((epochs, steps))
+    }
 }
 
 fn main() -> Result<()> {
     netinv::core::retain_freed_memory();
     let args = Args::parse();
+    let (epochs, steps) = args.validate()?;
     let start = std::time::Instant::now();
     let mnist = netinv::data::Mnist::embedded()?;
     let train_cfg = TrainConfig {
-        epochs: args.epochs,
+        epochs,
         ..TrainConfig::sgd()
     };
     let model_dir = args.out.join("model");
     let (net, test_accuracy) = support::train_net(&train_cfg, 0, &mnist, &model_dir, "train SGD")?;
-    println!(
-        "trained netinv-small (SGD, {} epochs): test accuracy {:.4}",
-        args.epochs, test_accuracy
-    );
+    println!("trained netinv-small (SGD, {epochs} epochs): test accuracy {test_accuracy:.4}");
 
-    let judge = if args.judge.join(JUDGE_FILE).exists() {
-        let j = Judge::load(&args.judge, &candle_core::Device::Cpu)?;
-        if j.report().accepted {
-            Some(j)
-        } else {
-            None
-        }
-    } else {
-        None
-    };
+    let judge = support::cached_judge(&args.judge)?;
     let cfg = InversionConfig {
-        snapshots: vec![10, 100, 500],
+        steps,
+        snapshots: [10, 100, 500].into_iter().filter(|&s| s < steps).collect(),
         ..Default::default()
     };
     let t1 = support::task1(
@@ -93,19 +108,26 @@ fn main() -> Result<()> {
         &net,
         judge.as_ref(),
         mnist.test(),
-        &InversionConfig::default(),
+        &InversionConfig {
+            steps,
+            ..Default::default()
+        },
         &args.out.join("task2"),
         true,
     )?;
 
     println!();
-    println!("Task 1 (noise -> 0..9): net says {:?}", t1.net_predictions);
-    match &t1.judge_predictions {
-        Some(p) => println!(
-            "  judge says {p:?}: {:.0} / 10 correct",
-            10.0 * t1.judge_accuracy.unwrap_or(0.0)
+    println!(
+        "Task 1 (noise -> 0..9): net says {}",
+        support::classes_text(&t1.net_predictions)
+    );
+    match (&t1.judge_predictions, t1.judge_accuracy) {
+        (Some(p), Some(accuracy)) => println!(
+            "  judge says {}: {:.0} / 10 correct",
+            support::classes_text(p),
+            10.0 * accuracy
         ),
-        None => println!(
+        _ => println!(
             "  (no judge in {}: run invert_noise once to train and cache it)",
             args.judge.display()
         ),
@@ -114,9 +136,14 @@ fn main() -> Result<()> {
         "  correlation with the class-mean digits {:.3}",
         t1.class_mean_corr
     );
+    let judge_first = if judge.is_some() {
+        support::iteration_text(t2.judge_first_8)
+    } else {
+        "(no judge)".to_string()
+    };
     println!(
-        "Task 2 (9 -> 8): the net says 8 from iteration {:?}, the judge from {:?}",
-        t2.net_first_8, t2.judge_first_8
+        "Task 2 (9 -> 8): the net says 8 from {}, the judge from {judge_first}",
+        support::iteration_text(t2.net_first_8)
     );
     println!("  {:.2} ms per inversion step (batch 10)", t1.ms_per_step);
     let ct = ct_panel(&net, mnist.test(), &args.out.join("ct"))?;
@@ -171,10 +198,9 @@ fn ct_panel(net: &Classifier, test: &Dataset, out: &std::path::Path) -> Result<V
         max: Some(1.0),
         ..Default::default()
     })?;
-    let hybrid = HybridReconstructor::new(HybridConfig {
-        bn: 0.0,
-        ..HybridConfig::default()
-    })?;
+    let mut hybrid_cfg = HybridConfig::default();
+    hybrid_cfg.inversion.bn = 0.0;
+    let hybrid = HybridReconstructor::new(hybrid_cfg)?;
     let mut data = Vec::new();
     let mut captions = Vec::new();
     let mut table = Vec::new();

@@ -14,10 +14,10 @@ use netinv::core::{
     atomic_write_bytes, write_json, ImageGrid, ImageRef, Monitor, ProgressObserver,
 };
 use netinv::data::{Dataset, Mnist};
-use netinv::invert::{
-    class_mean_correlation, InversionConfig, Inverter, Judge, JudgeConfig, Verdict,
-};
-use netinv::models::train::{evaluate, Adversarial, EpochRecord, TrainConfig, Trainer};
+use netinv::invert::study::{first_iteration_of, Task1, Task1Run, Task2};
+use netinv::invert::InversionConfig;
+use netinv::models::judge::{class_mean_correlation, Judge, JudgeRecipe, Verdict};
+use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
 use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
 use serde::Serialize;
 use serde_json::json;
@@ -37,17 +37,17 @@ pub fn write_images_npy(path: &Path, images: &Array4<f32>) -> Result<()> {
 
 /// The judge cached in `dir`, trained there first if missing (long: PGD training).
 pub fn judge(dir: &Path, mnist: &Mnist) -> Result<Judge> {
-    let cfg = JudgeConfig::default();
-    let cached = dir.join(netinv::invert::JUDGE_FILE).exists();
+    let cfg = JudgeRecipe::default();
+    let cached = Judge::is_cached(dir, &cfg);
     if !cached {
         eprintln!(
             "training the judge ({} epochs of PGD training, cached in {})",
-            cfg.train.epochs,
+            cfg.epochs,
             dir.display()
         );
     }
     let mut monitor: Monitor<EpochRecord> =
-        Monitor::new().with_observer(ProgressObserver::new(cfg.train.epochs, "judge"));
+        Monitor::new().with_observer(ProgressObserver::new(cfg.epochs, "judge"));
     let judge = Judge::load_or_train(dir, &cfg, mnist, &Device::Cpu, &mut monitor)
         .with_context(|| format!("judge in {}", dir.display()))?;
     let r = judge.report();
@@ -102,19 +102,10 @@ pub fn load_or_train_net(
     train_net(cfg, weight_seed, mnist, dir, label)
 }
 
-/// Names a training recipe for tables and folders.
-pub fn recipe_name(cfg: &TrainConfig) -> String {
-    let opt = format!("{:?}", cfg.optimizer).to_lowercase();
-    match cfg.adversarial {
-        Adversarial::Fgsm { epsilon, .. } => format!("{opt}-fgsm{epsilon}"),
-        Adversarial::Pgd { epsilon, .. } => format!("{opt}-pgd{epsilon}"),
-        _ => opt,
-    }
-}
-
-/// The outcome of Task 1 (noise -> digits 0..9).
+/// What Task 1 gave: the net's side from the study, the judge's and the class-mean
+/// correlation from here.
 #[derive(Debug, Clone, Serialize)]
-pub struct Task1 {
+pub struct Task1Summary {
     pub judge_accuracy: Option<f64>,
     pub judge_predictions: Option<Vec<u32>>,
     pub class_mean_corr: f64,
@@ -122,6 +113,8 @@ pub struct Task1 {
     pub self_confidence: f64,
     pub net_predictions: Vec<u32>,
     pub ms_per_step: f64,
+    /// The study's run (the inversion and the net's side).
+    pub run: Task1Run,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -135,9 +128,18 @@ fn caption(net: u32, judge: Option<&Verdict>, i: usize) -> String {
     }
 }
 
-/// Task 1: a batch of 10 seeded noise images becomes digits 0..9 through `net`. Writes
-/// `task1.png` (rows: initial, snapshots, final), `task1.json`, `images.npy` and
-/// `targets.json` into `out`.
+/// A progress bar for `steps` steps labelled `label`, or nothing.
+fn monitor(progress: bool, steps: usize, label: &str) -> Monitor<'static, Tensor> {
+    let mut monitor: Monitor<Tensor> = Monitor::new();
+    if progress {
+        monitor.add_observer(ProgressObserver::new(steps, label));
+    }
+    monitor
+}
+
+/// Task 1 (`netinv::invert::study::Task1`) plus the judge's verdict and the class-mean
+/// correlation. Writes `task1.png` (rows: initial, snapshots, final), `task1.json`,
+/// `images.npy` and `targets.json` into `out`.
 pub fn task1(
     net: &Classifier,
     judge: Option<&Judge>,
@@ -145,26 +147,16 @@ pub fn task1(
     cfg: &InversionConfig,
     out: &Path,
     progress: bool,
-) -> Result<Task1> {
-    let targets: Vec<u32> = (0..10).collect();
-    let inverter = Inverter::new(cfg.clone())?;
-    let mut monitor: Monitor<Tensor> = Monitor::new();
-    if progress {
-        monitor.add_observer(ProgressObserver::new(cfg.steps, "task 1"));
-    }
-    let result = inverter.invert_classes(net, &targets, None, &Device::Cpu, &mut monitor)?;
-    let ms_per_step = 1000.0 * result.state.elapsed_seconds / result.state.iteration as f64;
+) -> Result<Task1Summary> {
+    let task = Task1::new(cfg.clone())?;
+    let run = task.run(net, &mut monitor(progress, cfg.steps, "task 1"))?;
+    let (result, targets) = (&run.inversion, &run.targets);
+    let ms_per_step = run.ms_per_step();
     let verdict = judge
-        .map(|j| j.verdict(result.images.view(), &targets))
+        .map(|j| j.verdict(result.images.view(), targets))
         .transpose()?;
-    let corr = class_mean_correlation(result.images.view(), &targets, train)?;
-    let net_predictions = result.predictions();
-    let self_conf: Vec<f64> = result
-        .probabilities
-        .iter()
-        .zip(&targets)
-        .map(|(p, &t)| f64::from(p[t as usize]))
-        .collect();
+    let corr = class_mean_correlation(result.images.view(), targets, train)?;
+    let net_predictions = run.net_predictions.clone();
 
     // PNG: initial, snapshots, final.
     let mut rows = vec![("init".to_string(), result.initial.clone())];
@@ -186,16 +178,17 @@ pub fn task1(
         ImageRef::new(&pixels, stacked.dim().0, 28, 28)?,
     )?;
     write_images_npy(&out.join("images.npy"), &result.images)?;
-    write_json(out.join("targets.json"), &targets)?;
+    write_json(out.join("targets.json"), targets)?;
 
-    let summary = Task1 {
+    let summary = Task1Summary {
         judge_accuracy: verdict.as_ref().map(|v| v.accuracy),
         judge_predictions: verdict.as_ref().map(|v| v.predictions.clone()),
         class_mean_corr: mean(&corr),
         class_mean_corr_per_image: corr.clone(),
-        self_confidence: mean(&self_conf),
+        self_confidence: run.self_confidence(),
         net_predictions: net_predictions.clone(),
         ms_per_step,
+        run: run.clone(),
     };
     write_json(
         out.join("task1.json"),
@@ -225,9 +218,9 @@ pub fn task1(
     Ok(summary)
 }
 
-/// The outcome of Task 2 (a 9 becomes an 8).
+/// What Task 2 gave (a 9 becomes an 8).
 #[derive(Debug, Clone, Serialize)]
-pub struct Task2 {
+pub struct Task2Summary {
     pub source_index: usize,
     pub judge_final: Option<u32>,
     pub net_final: u32,
@@ -236,9 +229,10 @@ pub struct Task2 {
     pub ms_per_step: f64,
 }
 
-/// Task 2: the first test image of `from` becomes `to`. Snapshots at every iteration are
-/// judged; the PNG row shows the source and iterations 1, 10, 20, 30, 40 and the final one.
-/// Writes `task2.png`, `task2.json`, `images.npy`, `targets.json` into `out`.
+/// Task 2 (`netinv::invert::study::Task2`) from the first test image of a 9, plus the
+/// judge on every snapshot; the PNG row shows the source and iterations 1, 10, 20, 30, 40
+/// and the final one. Writes `task2.png`, `task2.json`, `images.npy`, `targets.json`
+/// into `out`.
 pub fn task2(
     net: &Classifier,
     judge: Option<&Judge>,
@@ -246,46 +240,32 @@ pub fn task2(
     cfg: &InversionConfig,
     out: &Path,
     progress: bool,
-) -> Result<Task2> {
-    let (from, to) = (9u8, 8u32);
-    let source_index = test
-        .labels()
-        .iter()
-        .position(|&l| l == from)
+) -> Result<Task2Summary> {
+    let task = Task2::new(cfg)?;
+    let (from, to) = (task.from, task.to);
+    let source_index = task
+        .source_index(test.labels())
         .context("no 9 in the test set")?;
     let source: Vec<f32> = test.image(source_index).iter().copied().collect();
-    let init = Tensor::from_vec(source.clone(), (1, 1, 28, 28), &Device::Cpu)?;
-    let cfg = InversionConfig {
-        snapshots: (1..=cfg.steps).collect(),
-        ..cfg.clone()
-    };
-    let inverter = Inverter::new(cfg.clone())?;
-    let mut monitor: Monitor<Tensor> = Monitor::new();
-    if progress {
-        monitor.add_observer(ProgressObserver::new(cfg.steps, "task 2"));
-    }
-    let result = inverter.invert_classes(net, &[to], Some(&init), &Device::Cpu, &mut monitor)?;
-    let ms_per_step = 1000.0 * result.state.elapsed_seconds / result.state.iteration as f64;
-
-    // Net and judge on every snapshot.
-    let views: Vec<_> = result.snapshots.iter().map(|s| s.images.view()).collect();
-    let all = ndarray::concatenate(Axis(0), &views)?;
-    let n = all.dim().0;
-    let x = Tensor::from_vec(
-        all.iter().copied().collect::<Vec<f32>>(),
-        (n, 1, 28, 28),
-        &Device::Cpu,
+    let run = task.run(
+        net,
+        test.image(source_index),
+        &mut monitor(progress, task.config().steps, "task 2"),
     )?;
-    let net_preds: Vec<u32> = netinv::invert::softmax_rows(&net.forward(&x)?)?
-        .iter()
-        .map(|p| netinv::invert::argmax(p) as u32)
-        .collect();
+    let result = &run.inversion;
+    let ms_per_step = run.ms_per_step();
+
+    // Judge on every snapshot.
+    let all = run.snapshot_images()?;
+    let n = all.dim().0;
+    let net_preds = &run.net_predictions;
     let judge_preds: Option<Vec<u32>> = judge
         .map(|j| j.verdict(all.view(), &vec![to; n]).map(|v| v.predictions))
         .transpose()?;
-    let first = |preds: &[u32]| preds.iter().position(|&p| p == to).map(|i| i + 1);
-    let net_first_8 = first(&net_preds);
-    let judge_first_8 = judge_preds.as_deref().and_then(first);
+    let net_first_8 = run.net_first;
+    let judge_first_8 = judge_preds
+        .as_deref()
+        .and_then(|p| first_iteration_of(p, to));
 
     let shown: Vec<usize> = [1usize, 10, 20, 30, 40]
         .into_iter()
@@ -317,7 +297,7 @@ pub fn task2(
     )?;
     write_images_npy(&out.join("images.npy"), &result.images)?;
     write_json(out.join("targets.json"), &[to])?;
-    let summary = Task2 {
+    let summary = Task2Summary {
         source_index,
         judge_final: judge_preds.as_ref().map(|j| j[n - 1]),
         net_final: net_preds[n - 1],
@@ -333,7 +313,7 @@ pub fn task2(
     write_json(
         out.join("task2.json"),
         &json!({
-            "config": InversionConfig { snapshots: Vec::new(), ..cfg.clone() },
+            "config": InversionConfig { snapshots: Vec::new(), ..task.config().clone() },
             "source_test_index": source_index,
             "source_label": from,
             "target": to,
@@ -352,6 +332,23 @@ pub fn task2(
     Ok(summary)
 }
 
+/// "iteration N", or "never" (for a first iteration that may not exist).
+pub fn iteration_text(iteration: Option<usize>) -> String {
+    match iteration {
+        Some(i) => format!("iteration {i}"),
+        None => "never".to_string(),
+    }
+}
+
+/// Classes as digits separated by spaces.
+pub fn classes_text(classes: &[u32]) -> String {
+    classes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `PathBuf` from a string argument (clap helper).
 pub fn path(s: &str) -> PathBuf {
     PathBuf::from(s)
@@ -367,9 +364,9 @@ pub struct InvertArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// Number of inversion steps.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: usize,
+    /// Number of inversion steps [default: 1000, 100 with --quick].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Learning rate of Adam on the image.
     #[arg(long, default_value_t = 0.05)]
     pub lr: f64,
@@ -379,33 +376,105 @@ pub struct InvertArgs {
     /// Weight of the L2 prior (summed over the batch).
     #[arg(long, default_value_t = 1e-4)]
     pub l2: f64,
-    /// Judge folder (trained there if missing).
+    /// Judge folder (trained there if missing, unless --quick).
     #[arg(long, default_value = "runs/judge")]
     pub judge: PathBuf,
     /// Skip the judge.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "judge")]
     pub no_judge: bool,
+    /// Smoke-test settings: 100 steps, and the judge only if one is already cached in
+    /// --judge (never trained).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// A refused flag value: `--<flag> <value>: <reason>`.
+pub fn flag_error(flag: &str, value: impl std::fmt::Display, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!("invalid value {value} for --{flag}: {reason}")
+}
+
+/// Maps an invalid inversion setting to the flag of the same name.
+pub fn config_flag_error(err: netinv::invert::Error) -> anyhow::Error {
+    match err {
+        netinv::invert::Error::InvalidConfig { field, reason } => {
+            anyhow::anyhow!("invalid --{}: {reason}", field.replace('_', "-"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Refuses an output folder path that is an existing file.
+pub fn check_out_dir(flag: &str, dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(flag_error(
+            flag,
+            dir.display(),
+            "exists and is not a folder",
+        ));
+    }
+    Ok(())
+}
+
+/// The judge in `dir` if one is cached there and passes its acceptance criteria; never
+/// trains one.
+pub fn cached_judge(dir: &Path) -> Result<Option<Judge>> {
+    let Some(judge) = Judge::load_matching(dir, &JudgeRecipe::default(), &Device::Cpu)? else {
+        return Ok(None);
+    };
+    Ok(judge.report().accepted.then_some(judge))
 }
 
 impl InvertArgs {
+    /// Checks every flag before any work (no file is read or written): the inversion
+    /// settings, a `--model` that is no folder, output or judge folders that are files.
+    /// (clap refuses `--judge` with `--no-judge`.)
+    pub fn validate(&self) -> Result<InversionConfig> {
+        let cfg = self.config();
+        cfg.validate().map_err(config_flag_error)?;
+        if !self.model.is_dir() {
+            return Err(flag_error(
+                "model",
+                self.model.display(),
+                "is not a folder (a checkpoint folder with model.safetensors and config.json)",
+            ));
+        }
+        check_out_dir("out", &self.out)?;
+        check_out_dir("judge", &self.judge)?;
+        Ok(cfg)
+    }
+
     /// The embedded digits, the frozen net of `--model` and the judge (unless
-    /// `--no-judge`).
+    /// `--no-judge`; with `--quick` only a cached one).
     pub fn load(&self) -> Result<(Mnist, Classifier, Option<Judge>)> {
         let mnist = Mnist::embedded()?;
         let net = load_frozen(&self.model, &Device::Cpu)
             .with_context(|| format!("model in {}", self.model.display()))?;
         let judge = if self.no_judge {
             None
+        } else if self.quick {
+            let judge = cached_judge(&self.judge)?;
+            if judge.is_none() {
+                eprintln!(
+                    "--quick: no accepted judge cached in {}, so no judge verdicts (run without --quick once to train it)",
+                    self.judge.display()
+                );
+            }
+            judge
         } else {
             Some(judge(&self.judge, &mnist)?)
         };
         Ok((mnist, net, judge))
     }
 
+    /// The number of inversion steps (`--steps`, else 1000, or 100 with `--quick`).
+    pub fn steps(&self) -> usize {
+        self.steps.unwrap_or(if self.quick { 100 } else { 1000 })
+    }
+
     /// The reference inversion settings with the flags' steps, lr, TV and L2 weights.
     pub fn config(&self) -> InversionConfig {
         InversionConfig {
-            steps: self.steps,
+            steps: self.steps(),
             lr: self.lr,
             tv: self.tv,
             l2: self.l2,

@@ -186,17 +186,22 @@ impl InversionConfig {
                 format!("{} is not a finite value >= 0", self.init_std),
             ));
         }
-        SquaredTv::new(self.tv).map_err(|_| invalid("tv", "must be a finite weight >= 0"))?;
-        AnisotropicTv::new(self.tv_l1)
-            .map_err(|_| invalid("tv_l1", "must be a finite weight >= 0"))?;
+        let weight = |field: &'static str, value: f64| {
+            invalid(field, format!("{value} is not a finite weight >= 0"))
+        };
+        SquaredTv::new(self.tv).map_err(|_| weight("tv", self.tv))?;
+        AnisotropicTv::new(self.tv_l1).map_err(|_| weight("tv_l1", self.tv_l1))?;
         IsotropicTv::new(self.tv_isotropic, self.tv_isotropic_eps).map_err(|_| {
             invalid(
                 "tv_isotropic",
-                "weight must be finite >= 0 and tv_isotropic_eps > 0",
+                format!(
+                    "weight {} must be finite >= 0 and tv_isotropic_eps {} > 0",
+                    self.tv_isotropic, self.tv_isotropic_eps
+                ),
             )
         })?;
-        L2Norm::new(self.l2).map_err(|_| invalid("l2", "must be a finite weight >= 0"))?;
-        BnStatsPrior::new(self.bn).map_err(|_| invalid("bn", "must be a finite weight >= 0"))?;
+        L2Norm::new(self.l2).map_err(|_| weight("l2", self.l2))?;
+        BnStatsPrior::new(self.bn).map_err(|_| weight("bn", self.bn))?;
         if let Some(j) = &self.jitter {
             j.validate()?;
         }

@@ -250,8 +250,8 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
 
 impl Row {
     /// A Markdown table of `rows` grouped by recipe, epochs and prior setting: judge
-    /// accuracy mean (min-max) over seeds, class-mean correlation, own-network confidence
-    /// and test accuracy.
+    /// accuracy mean (min-max) over the judged seeds ("no judge" if none was judged),
+    /// class-mean correlation, own-network confidence and test accuracy.
     pub fn table(rows: &[Row]) -> String {
         let mut groups: BTreeMap<(String, usize, String, String), Vec<&Row>> = BTreeMap::new();
         for r in rows {
@@ -272,13 +272,22 @@ impl Row {
         );
         for ((recipe, epochs, tv, l2), g) in &groups {
             let column = |f: fn(&Row) -> f64| g.iter().map(|r| f(r)).collect::<Vec<_>>();
-            let (jm, jlo, jhi) = stats(&column(|r| 10.0 * r.judge_accuracy));
+            let judged: Vec<f64> = column(|r| 10.0 * r.judge_accuracy)
+                .into_iter()
+                .filter(|a| !a.is_nan())
+                .collect();
+            let judge = if judged.is_empty() {
+                "no judge".to_string()
+            } else {
+                let (jm, jlo, jhi) = stats(&judged);
+                format!("{jm:.1} / 10 ({jlo:.0}-{jhi:.0})")
+            };
             let cm = mean(&column(|r| r.class_mean_corr));
             let sm = mean(&column(|r| r.self_confidence));
             let tm = mean(&column(|r| r.test_accuracy));
             let _ = writeln!(
                 s,
-                "| {recipe} | {epochs} | {tv} | {l2} | {} | {jm:.1} / 10 ({jlo:.0}-{jhi:.0}) | {cm:.3} | {sm:.3} | {tm:.4} |",
+                "| {recipe} | {epochs} | {tv} | {l2} | {} | {judge} | {cm:.3} | {sm:.3} | {tm:.4} |",
                 g.len()
             );
         }
