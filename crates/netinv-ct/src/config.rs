@@ -70,6 +70,38 @@ impl LabelMode {
     }
 }
 
+/// Weights of the network terms of a reconstruction objective, after the ablation switch
+/// ([`InversionTerms`]):
+///
+/// ```text
+/// class CE(F(x), c) + tv TV2(x) + l2 ||x||^2 + bn R_BN(x)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NetTerms {
+    /// Weight of the class cross-entropy.
+    pub class: f64,
+    /// Weight of the squared-difference TV prior.
+    pub tv: f64,
+    /// Weight of the squared L2 prior.
+    pub l2: f64,
+    /// Weight of the BatchNorm-statistics prior.
+    pub bn: f64,
+}
+
+impl InversionTerms {
+    /// The weights `class`, `tv`, `l2`, `bn` with the terms this arm does not use set to 0.
+    pub fn weights(self, class: f64, tv: f64, l2: f64, bn: f64) -> NetTerms {
+        let class = if self.uses_class() { class } else { 0.0 };
+        let on = |w: f64| if self.uses_priors() { w } else { 0.0 };
+        NetTerms {
+            class,
+            tv: on(tv),
+            l2: on(l2),
+            bn: on(bn),
+        }
+    }
+}
+
 /// Settings of [`crate::HybridReconstructor`]: SIRT warm-up, then SIRT alternating with
 /// inversion iterations.
 ///
@@ -78,16 +110,28 @@ impl LabelMode {
 /// then `alternating` iterations, position p = i mod (sirt_per_cycle + inversion_per_cycle):
 ///     p <  sirt_per_cycle                            : SIRT
 ///     p >= sirt_per_cycle                            : inversion iteration
-/// inversion iteration = `steps` optimiser steps (Adam, lr) on the image of
+/// inversion iteration = `inversion.steps` optimiser steps (`inversion.optimizer`,
+///     `inversion.lr`) on the image of
 ///     class_weight CE(F(x), c) + tv TV2(x) + l2 ||x||^2 + bn R_BN(x)   (terms per `terms`),
-///     each step followed by the clamp to [min, max]
+///     each step followed by the clamp to `inversion.clamp`
 /// ```
+///
+/// The inversion steps are those of [`netinv_invert::Inverter`] with the embedded
+/// [`InversionConfig`]; of its fields the hybrid uses the optimiser, `lr`, `steps` (0:
+/// inversion iterations change nothing and are skipped), `clamp` (also the box of SIRT;
+/// `None`: no box), the prior weights (`tv`, `tv_l1`, `tv_isotropic`, `l2`, `bn`) and
+/// `jitter`. It starts from the current image (not from `init_*` / `seed`), sums the class
+/// loss over the batch (whatever `reduction` says), takes BatchNorm statistics per image
+/// (whatever `bn_per_image` says), so that a batch reconstructs each image as if alone,
+/// and keeps no snapshots.
 ///
 /// Defaults (the thesis's chapter 5 schedule): 50 warm-up SIRT iterations, 50 alternating
 /// iterations at 3:1 (so 38 SIRT and 12 inversion iterations), 5 Adam steps of lr 3e-3
 /// per inversion iteration, `class_weight` 1, `tv` 1e-3, `l2` 1e-4, `bn` 1e-2, both terms,
 /// box [0, 1] for SIRT and inversion, SIRT relaxation 1. Every inversion iteration starts a
-/// fresh Adam state.
+/// fresh optimiser state. The default lr 3e-3 is the value `ct_study` chose on validation
+/// digits at 2-4 angles (among Adam 3e-4 to 1e-2 and SGD 1, 10); from 8 angles on it chose
+/// the smallest, 3e-4 (see docs/results.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HybridConfig {
@@ -99,31 +143,14 @@ pub struct HybridConfig {
     pub sirt_per_cycle: usize,
     /// Inversion iterations per cycle of the alternating phase (0: plain SIRT).
     pub inversion_per_cycle: usize,
-    /// Optimiser steps per inversion iteration (0: inversion iterations change nothing and
-    /// are skipped).
-    pub steps: usize,
-    /// The image optimiser of the inversion steps.
-    pub optimizer: ImageOptimizer,
-    /// Learning rate of the inversion steps (finite, > 0). The default 3e-3 is the value
-    /// `ct_study` chose on validation digits at 2-4 angles (among Adam 3e-4 to 1e-2 and
-    /// SGD 1, 10); from 8 angles on it chose the smallest, 3e-4 (see docs/results.md).
-    pub lr: f64,
     /// Weight of the class cross-entropy (>= 0).
     pub class_weight: f64,
-    /// Weight of the squared-difference TV prior (>= 0).
-    pub tv: f64,
-    /// Weight of the squared L2 prior (>= 0).
-    pub l2: f64,
-    /// Weight of the BatchNorm-statistics prior (>= 0; > 0 needs a BatchNorm classifier).
-    pub bn: f64,
     /// Which terms an inversion iteration uses (ablation).
     pub terms: InversionTerms,
-    /// Lower bound of SIRT and of the inversion clamp.
-    pub min: f32,
-    /// Upper bound of SIRT and of the inversion clamp.
-    pub max: f32,
     /// SIRT relaxation (finite, > 0).
     pub relaxation: f32,
+    /// The optimiser steps of one inversion iteration (see above for the fields used).
+    pub inversion: InversionConfig,
 }
 
 impl Default for HybridConfig {
@@ -133,17 +160,25 @@ impl Default for HybridConfig {
             alternating: 50,
             sirt_per_cycle: 3,
             inversion_per_cycle: 1,
-            steps: 5,
-            optimizer: ImageOptimizer::adam(),
-            lr: 3e-3,
             class_weight: 1.0,
-            tv: 1e-3,
-            l2: 1e-4,
-            bn: 1e-2,
             terms: InversionTerms::Both,
-            min: 0.0,
-            max: 1.0,
             relaxation: 1.0,
+            inversion: InversionConfig {
+                optimizer: ImageOptimizer::adam(),
+                lr: 3e-3,
+                steps: 5,
+                clamp: Some([0.0, 1.0]),
+                reduction: Reduction::Mean,
+                tv: 1e-3,
+                tv_l1: 0.0,
+                tv_isotropic: 0.0,
+                l2: 1e-4,
+                bn: 1e-2,
+                bn_per_image: true,
+                jitter: None,
+                snapshots: Vec::new(),
+                ..InversionConfig::default()
+            },
         }
     }
 }
@@ -153,8 +188,10 @@ impl HybridConfig {
     ///
     /// # Errors
     /// [`crate::Error::InvalidConfig`] if there are no iterations at all, the cycle is
-    /// empty while `alternating > 0`, a weight is negative or not finite, `lr` or
-    /// `relaxation` is not finite and > 0, or the box is not finite with `min < max`.
+    /// empty while `alternating > 0`, `class_weight` is negative or not finite,
+    /// `relaxation` is not finite and > 0, or the box is not finite with `min < max`;
+    /// [`crate::Error::Invert`] for invalid inversion settings (checked with at least
+    /// one step).
     pub fn validate(&self) -> Result<()> {
         if self.warmup_sirt + self.alternating == 0 {
             return Err(invalid(
@@ -168,20 +205,10 @@ impl HybridConfig {
                 "sirt_per_cycle + inversion_per_cycle must be at least 1",
             ));
         }
-        for (field, w) in [
-            ("class_weight", self.class_weight),
-            ("tv", self.tv),
-            ("l2", self.l2),
-            ("bn", self.bn),
-        ] {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(invalid(field, format!("must be finite and >= 0, got {w}")));
-            }
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        if !(self.class_weight.is_finite() && self.class_weight >= 0.0) {
             return Err(invalid(
-                "lr",
-                format!("must be finite and > 0, got {}", self.lr),
+                "class_weight",
+                format!("must be finite and >= 0, got {}", self.class_weight),
             ));
         }
         if !(self.relaxation.is_finite() && self.relaxation > 0.0) {
@@ -190,18 +217,21 @@ impl HybridConfig {
                 format!("must be finite and > 0, got {}", self.relaxation),
             ));
         }
-        if !(self.min.is_finite() && self.max.is_finite() && self.min < self.max) {
-            return Err(invalid(
-                "min",
-                format!(
-                    "[{}, {}] is not a finite box with min < max",
-                    self.min, self.max
-                ),
-            ));
+        if let Some([lo, hi]) = self.inversion.clamp {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(invalid(
+                    "inversion.clamp",
+                    format!("[{lo}, {hi}] is not a finite box with min < max"),
+                ));
+            }
         }
-        if self.steps > 0 {
-            self.inversion_config()?.validate()?;
+        // the settings as given (a bad weight is an error even where the arm zeroes it)
+        InversionConfig {
+            steps: self.inversion.steps.max(1),
+            ..self.inversion.clone()
         }
+        .validate()?;
+        self.inversion_config()?;
         Ok(())
     }
 
@@ -227,46 +257,47 @@ impl HybridConfig {
             .count()
     }
 
-    /// The effective weights `(class, tv, l2, bn)` after the ablation switch.
-    pub fn effective_weights(&self) -> (f64, f64, f64, f64) {
-        let c = if self.terms.uses_class() {
-            self.class_weight
-        } else {
-            0.0
-        };
-        if self.terms.uses_priors() {
-            (c, self.tv, self.l2, self.bn)
-        } else {
-            (c, 0.0, 0.0, 0.0)
-        }
+    /// Whether inversion iterations do anything at all (steps, iterations and an
+    /// alternating phase).
+    pub fn inverts(&self) -> bool {
+        self.inversion.steps > 0 && self.inversion_per_cycle > 0 && self.alternating > 0
     }
 
-    /// The [`InversionConfig`] of one inversion iteration (the class weight is applied by
-    /// the objective, not here).
+    /// The weights of the class term and the priors after the ablation switch.
+    pub fn net_terms(&self) -> NetTerms {
+        let i = &self.inversion;
+        self.terms.weights(self.class_weight, i.tv, i.l2, i.bn)
+    }
+
+    /// The [`InversionConfig`] of one inversion iteration: the embedded one with the
+    /// priors of the ablation switch, BatchNorm statistics per image, no snapshots and at
+    /// least one step (the class weight is applied by the objective, not here).
     ///
     /// # Errors
     /// [`crate::Error::Invert`] if the resulting inversion settings are invalid.
     pub fn inversion_config(&self) -> Result<InversionConfig> {
-        let (_, tv, l2, bn) = self.effective_weights();
+        let w = self.net_terms();
+        let priors = self.terms.uses_priors();
+        let on = |v: f64| if priors { v } else { 0.0 };
         let cfg = InversionConfig {
-            optimizer: self.optimizer,
-            lr: self.lr,
-            steps: self.steps.max(1),
-            clamp: Some([self.min, self.max]),
-            reduction: Reduction::Mean,
-            tv,
-            tv_l1: 0.0,
-            tv_isotropic: 0.0,
-            l2,
-            bn,
+            steps: self.inversion.steps.max(1),
+            tv: w.tv,
+            tv_l1: on(self.inversion.tv_l1),
+            tv_isotropic: on(self.inversion.tv_isotropic),
+            l2: w.l2,
+            bn: w.bn,
             // per image, so that a batch of reconstructions equals one at a time
             bn_per_image: true,
-            jitter: None,
             snapshots: Vec::new(),
-            ..InversionConfig::default()
+            ..self.inversion.clone()
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The box of SIRT and of the inversion clamp (`None`: no box).
+    pub fn bounds(&self) -> Option<[f32; 2]> {
+        self.inversion.clamp
     }
 }
 
@@ -292,101 +323,103 @@ mod tests {
     #[test]
     fn each_rule_is_checked() {
         let ok = HybridConfig::default();
-        let bad = |c: HybridConfig, field: &str| match c.validate() {
-            Err(crate::Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
-            other => panic!("{field}: {other:?}"),
+        let field_of = |c: &HybridConfig| match c.validate() {
+            Err(crate::Error::InvalidConfig { field, .. }) => field.to_string(),
+            Err(crate::Error::Invert(netinv_invert::Error::InvalidConfig { field, .. })) => {
+                field.to_string()
+            }
+            other => panic!("{other:?}"),
         };
-        bad(
-            HybridConfig {
-                warmup_sirt: 0,
-                alternating: 0,
-                ..ok.clone()
-            },
-            "warmup_sirt",
-        );
-        bad(
-            HybridConfig {
-                sirt_per_cycle: 0,
-                inversion_per_cycle: 0,
-                ..ok.clone()
-            },
-            "sirt_per_cycle",
-        );
-        bad(
-            HybridConfig {
-                tv: -1.0,
-                ..ok.clone()
-            },
-            "tv",
-        );
-        bad(
-            HybridConfig {
-                bn: f64::NAN,
-                ..ok.clone()
-            },
-            "bn",
-        );
-        bad(
-            HybridConfig {
-                class_weight: f64::INFINITY,
-                ..ok.clone()
-            },
-            "class_weight",
-        );
-        bad(
-            HybridConfig {
-                l2: -1e-9,
-                ..ok.clone()
-            },
-            "l2",
-        );
-        bad(
-            HybridConfig {
-                lr: 0.0,
-                ..ok.clone()
-            },
-            "lr",
-        );
-        bad(
-            HybridConfig {
-                relaxation: -1.0,
-                ..ok.clone()
-            },
-            "relaxation",
-        );
-        bad(
-            HybridConfig {
-                min: 1.0,
-                max: 0.0,
-                ..ok.clone()
-            },
-            "min",
-        );
-        // an empty cycle is fine without an alternating phase
-        HybridConfig {
-            alternating: 0,
-            sirt_per_cycle: 0,
-            inversion_per_cycle: 0,
-            ..ok
+        let with = |f: fn(&mut HybridConfig)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c
+        };
+        for (cfg, field) in [
+            (
+                with(|c| {
+                    c.warmup_sirt = 0;
+                    c.alternating = 0;
+                }),
+                "warmup_sirt",
+            ),
+            (
+                with(|c| {
+                    c.sirt_per_cycle = 0;
+                    c.inversion_per_cycle = 0;
+                }),
+                "sirt_per_cycle",
+            ),
+            (with(|c| c.inversion.tv = -1.0), "tv"),
+            (with(|c| c.inversion.bn = f64::NAN), "bn"),
+            (with(|c| c.class_weight = f64::INFINITY), "class_weight"),
+            (with(|c| c.inversion.l2 = -1e-9), "l2"),
+            (with(|c| c.inversion.lr = 0.0), "lr"),
+            (with(|c| c.relaxation = -1.0), "relaxation"),
+            (
+                with(|c| c.inversion.clamp = Some([1.0, 0.0])),
+                "inversion.clamp",
+            ),
+            // a bad weight is refused even in an arm that does not use it
+            (
+                with(|c| {
+                    c.terms = InversionTerms::ClassOnly;
+                    c.inversion.tv = -1.0;
+                }),
+                "tv",
+            ),
+        ] {
+            assert_eq!(field_of(&cfg), field);
         }
+        // an empty cycle is fine without an alternating phase, and steps 0 is allowed
+        with(|c| {
+            c.alternating = 0;
+            c.sirt_per_cycle = 0;
+            c.inversion_per_cycle = 0;
+        })
         .validate()
         .unwrap();
+        with(|c| c.inversion.steps = 0).validate().unwrap();
     }
 
     #[test]
     fn ablation_weights() {
         let c = HybridConfig::default();
-        assert_eq!(c.effective_weights(), (1.0, 1e-3, 1e-4, 1e-2));
+        let terms = |class, tv, l2, bn| NetTerms { class, tv, l2, bn };
+        assert_eq!(c.net_terms(), terms(1.0, 1e-3, 1e-4, 1e-2));
         let p = HybridConfig {
             terms: InversionTerms::PriorsOnly,
             ..c.clone()
         };
-        assert_eq!(p.effective_weights(), (0.0, 1e-3, 1e-4, 1e-2));
+        assert_eq!(p.net_terms(), terms(0.0, 1e-3, 1e-4, 1e-2));
         let k = HybridConfig {
             terms: InversionTerms::ClassOnly,
             ..c
         };
-        assert_eq!(k.effective_weights(), (1.0, 0.0, 0.0, 0.0));
+        assert_eq!(k.net_terms(), terms(1.0, 0.0, 0.0, 0.0));
         assert_eq!(k.inversion_config().unwrap().bn, 0.0);
+    }
+
+    #[test]
+    fn the_inversion_settings_are_the_pre_embedding_ones() {
+        // what `inversion_config` gave when the weights were copied field by field
+        let cfg = HybridConfig::default().inversion_config().unwrap();
+        let expected = InversionConfig {
+            optimizer: ImageOptimizer::adam(),
+            lr: 3e-3,
+            steps: 5,
+            clamp: Some([0.0, 1.0]),
+            reduction: Reduction::Mean,
+            tv: 1e-3,
+            tv_l1: 0.0,
+            tv_isotropic: 0.0,
+            l2: 1e-4,
+            bn: 1e-2,
+            bn_per_image: true,
+            jitter: None,
+            snapshots: Vec::new(),
+            ..InversionConfig::default()
+        };
+        assert_eq!(cfg, expected);
     }
 }

@@ -3,14 +3,14 @@
 
 use candle_core::{Device, Tensor};
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
-use netinv_core::{IterState, Monitor, Termination};
+use netinv_core::{BatchProgress, IterState, Monitor, Termination};
 use netinv_invert::InvertibleNet;
 use netinv_tomo::{stack_images, LinearOperator};
 use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
-use crate::net::{check_class, check_scan, net_terms_gradient, NetTerms};
-use crate::{Error, InversionTerms, LabelMode, Result};
+use crate::net::{check_class, check_scan, net_terms_gradient};
+use crate::{Error, InversionTerms, LabelMode, NetTerms, Result};
 
 /// Called after every iteration for each image still running (index, state, image); may
 /// stop that image.
@@ -116,19 +116,8 @@ impl ClassPriorConfig {
     }
 
     fn weights(&self) -> NetTerms {
-        let class = if self.terms.uses_class() {
-            self.class_weight
-        } else {
-            0.0
-        };
-        let p = self.terms.uses_priors();
-        let on = |w: f64| if p { w } else { 0.0 };
-        NetTerms {
-            class,
-            tv: on(self.tv),
-            l2: on(self.l2),
-            bn: on(self.bn),
-        }
+        self.terms
+            .weights(self.class_weight, self.tv, self.l2, self.bn)
     }
 }
 
@@ -304,8 +293,9 @@ impl ClassPriorSolver {
 
     /// The iterations on a batch: `sinograms` `[angles, detectors, batch]`, `x` the
     /// starting images `[rows, cols, batch]`. After every iteration, `observe(k, state,
-    /// image)` is called for each image still running and may stop it. Returns each image
-    /// as it was when it stopped; its state holds the reason.
+    /// image)` is called for each image still running and may stop it; the per-image stop
+    /// bookkeeping is netinv-core's [`BatchProgress`]. Returns each image as it was when
+    /// it stopped; its state holds the reason.
     fn run<N, O>(
         &self,
         net: &N,
@@ -334,8 +324,8 @@ impl ClassPriorSolver {
                 LabelMode::Predicted => None,
             })
             .collect();
-        let mut states = vec![IterState::new(cfg.iterations); batch];
-        let mut stopped: Vec<Option<ClassPriorReconstruction>> = vec![None; batch];
+        let mut progress: BatchProgress<(Array2<f32>, Option<u32>)> =
+            BatchProgress::new(batch, cfg.iterations);
         for i in 1.. {
             op.apply_batch_into(x.view(), residual.view_mut());
             residual -= &sinograms;
@@ -378,48 +368,55 @@ impl ClassPriorSolver {
                     size[k] += f64::from(v).powi(2);
                     *x = v;
                 });
-            for (k, state) in states.iter_mut().enumerate() {
-                if stopped[k].is_some() {
-                    continue;
-                }
-                let cost = data[k] + terms.values[k];
-                if !cost.is_finite() {
-                    return Err(Error::NonFinite {
-                        what: "objective",
-                        iteration: i,
-                    });
-                }
-                state.advance(Some(cost));
-                state.set_metric("residual", data[k]);
-                let image = x.index_axis(Axis(2), k);
-                let converged = cfg
-                    .relative_change
-                    .is_some_and(|r| change[k].sqrt() <= r * size[k].sqrt());
-                let reason = match observe(k, state, image)? {
-                    Some(reason) => Some(reason),
-                    None if converged => Some(Termination::Converged),
-                    None if i >= cfg.iterations => Some(Termination::MaxIterations),
-                    None => None,
-                };
-                if let Some(reason) = reason {
-                    let mut state = state.clone();
-                    state.termination = Some(reason);
-                    let class = match (w.class > 0.0, &terms.predicted) {
-                        (false, _) => None,
-                        (true, predicted) => fixed[k].or(predicted.as_ref().map(|p| p[k])),
-                    };
-                    stopped[k] = Some(ClassPriorReconstruction {
-                        image: image.to_owned(),
-                        class,
-                        state,
-                    });
-                }
+            let costs: Vec<f64> = data.iter().zip(&terms.values).map(|(d, v)| d + v).collect();
+            if progress.running_members().any(|k| !costs[k].is_finite()) {
+                return Err(Error::NonFinite {
+                    what: "objective",
+                    iteration: i,
+                });
             }
-            if stopped.iter().all(Option::is_some) {
+            let class = |k: usize| match (w.class > 0.0, &terms.predicted) {
+                (false, _) => None,
+                (true, predicted) => fixed[k].or(predicted.as_ref().map(|p| p[k])),
+            };
+            progress.end_iteration(
+                &costs,
+                Some(("residual", &data)),
+                |k, state| {
+                    let converged = cfg
+                        .relative_change
+                        .is_some_and(|r| change[k].sqrt() <= r * size[k].sqrt());
+                    Ok::<_, Error>(match observe(k, state, x.index_axis(Axis(2), k))? {
+                        Some(reason) => Some(reason),
+                        None if converged => Some(Termination::Converged),
+                        None if i >= cfg.iterations => Some(Termination::MaxIterations),
+                        None => None,
+                    })
+                },
+                |k| (x.index_axis(Axis(2), k).to_owned(), class(k)),
+            )?;
+            if !progress.running() {
                 break;
             }
         }
-        Ok(stopped.into_iter().flatten().collect())
+        // every image has stopped here; `finish` only hands out the results
+        Ok(progress
+            .finish(
+                |k| (x.index_axis(Axis(2), k).to_owned(), None),
+                Termination::MaxIterations,
+            )
+            .into_iter()
+            .map(|stopped| {
+                let mut state = stopped.state;
+                state.termination = Some(stopped.reason);
+                let (image, class) = stopped.iterate;
+                ClassPriorReconstruction {
+                    image,
+                    class,
+                    state,
+                }
+            })
+            .collect())
     }
 }
 

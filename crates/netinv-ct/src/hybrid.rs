@@ -1,14 +1,13 @@
 //! The thesis's hybrid loop: SIRT warm-up, then SIRT alternating with inversion iterations.
 
 use candle_core::{Device, Tensor};
-use ndarray::{s, Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
 use netinv_core::{IterState, Monitor, Termination};
-use netinv_invert::{
-    argmax, softmax_rows, CrossEntropy, Inverter, InvertibleNet, Objective, Reduction,
-};
-use netinv_tomo::{stack_images, LinearOperator, Sirt, SirtConfig};
+use netinv_invert::{CrossEntropy, InversionRun, Inverter, InvertibleNet, Objective, Reduction};
+use netinv_tomo::{LinearOperator, Sirt, SirtConfig, SirtRun};
 use serde::{Deserialize, Serialize};
 
+use crate::error::invalid;
 use crate::net::{check_class, check_scan};
 use crate::{Error, HybridConfig, LabelMode, Result};
 
@@ -84,10 +83,12 @@ fn no_class(output: &Tensor) -> candle_core::Result<Tensor> {
 /// [`crate::InversionTerms`]; see [`HybridConfig`] for the schedule.
 ///
 /// SIRT iterations are exactly those of [`netinv_tomo::Sirt`] (ASTRA's SIRT) with the box
-/// `[min, max]`; inversion iterations run [`netinv_invert::Inverter::run`] from the
-/// current image. With inversion iterations that change nothing (`steps = 0`,
-/// `inversion_per_cycle = 0`, or all weights 0) the result is bit-identical to
-/// [`HybridConfig::sirt_iterations`] plain SIRT iterations.
+/// `inversion.clamp`; inversion iterations are `inversion.steps` steps of a
+/// [`netinv_invert::InversionRun`] from the current image with a fresh optimiser state.
+/// One SIRT run and one inversion run serve the whole loop ([`HybridRun`]): the SIRT
+/// weights are computed once and the sinograms checked once. With inversion iterations
+/// that change nothing (`steps = 0`, `inversion_per_cycle = 0`, or all weights 0) the
+/// result is bit-identical to [`HybridConfig::sirt_iterations`] plain SIRT iterations.
 #[derive(Debug)]
 pub struct HybridReconstructor {
     cfg: HybridConfig,
@@ -102,15 +103,16 @@ impl HybridReconstructor {
     /// [`Error::InvalidConfig`] as [`HybridConfig::validate`].
     pub fn new(cfg: HybridConfig) -> Result<Self> {
         cfg.validate()?;
-        let inverter = if cfg.steps > 0 && cfg.inversion_per_cycle > 0 && cfg.alternating > 0 {
+        let inverter = if cfg.inverts() {
             Some(Inverter::new(cfg.inversion_config()?)?)
         } else {
             None
         };
         let sirt = Sirt::new(SirtConfig {
-            iterations: 1,
-            min: Some(cfg.min),
-            max: Some(cfg.max),
+            // the budget of the one SIRT run: every SIRT iteration of the schedule
+            iterations: cfg.sirt_iterations().max(1),
+            min: cfg.bounds().map(|b| b[0]),
+            max: cfg.bounds().map(|b| b[1]),
             relaxation: cfg.relaxation,
         })?;
         Ok(Self {
@@ -151,7 +153,6 @@ impl HybridReconstructor {
         N: InvertibleNet + ?Sized,
         O: LinearOperator + ?Sized,
     {
-        self.check_inputs(net, op, &[label])?;
         if let Some(r) = reference {
             if r.dim() != op.domain_shape() {
                 return Err(Error::Shape {
@@ -161,60 +162,31 @@ impl HybridReconstructor {
                 });
             }
         }
-        op.check_range_array(sinogram)?; // shape and finiteness of the data, up front
-        let total = self.cfg.total_iterations();
-        let mut x = Array2::<f32>::zeros(op.domain_shape());
-        let mut records = Vec::with_capacity(total);
-        let mut state = IterState::new(total);
-        let mut sirt_monitor = Monitor::new();
+        let mut run = self.start_batch(net, op, &[sinogram], &[label])?;
+        let mut state = IterState::new(run.total);
         let reason = loop {
-            let i = state.iteration + 1;
-            if i > total {
+            if run.done() {
                 break Termination::MaxIterations;
             }
-            let (kind, class, objective) = match &self.inverter {
-                Some(inv) if self.cfg.is_inversion(i) => {
-                    let images = std::slice::from_mut(&mut x);
-                    let (classes, objective) = self.invert_images(inv, net, images, &[label])?;
-                    (StepKind::Inversion, classes[0], objective)
-                }
-                // `steps = 0`: an inversion iteration that leaves the image unchanged
-                None if self.cfg.is_inversion(i) => (StepKind::Inversion, None, None),
-                _ => {
-                    x = self
-                        .sirt
-                        .reconstruct_with(op, sinogram, Some(x.view()), &mut sirt_monitor)?
-                        .image;
-                    (StepKind::Sirt, None, None)
-                }
-            };
-            let residual = half_residual(op, x.view(), sinogram);
-            let psnr = match reference {
-                Some(r) => Some(netinv_metrics::psnr(r, x.view(), 1.0)?),
-                None => None,
-            };
-            state.advance(Some(residual));
-            if let Some(p) = psnr {
+            let mut record = run.step()?.remove(0);
+            // the monitor watches an owned image (its observers may keep it)
+            let x = run.image(0).to_owned();
+            if let Some(r) = reference {
+                record.psnr = Some(netinv_metrics::psnr(r, x.view(), 1.0)?);
+            }
+            state.advance(Some(record.residual));
+            if let Some(p) = record.psnr {
                 state.set_metric("psnr", p);
             }
-            records.push(IterationRecord {
-                iteration: i,
-                kind,
-                residual,
-                psnr,
-                class,
-                objective,
-            });
+            run.records[0].push(record);
             if let Some(reason) = monitor.after_iteration(&state, &x)? {
                 break reason;
             }
         };
-        monitor.finish(&mut state, reason, &x)?;
-        Ok(HybridReconstruction {
-            image: x,
-            records,
-            state,
-        })
+        let mut rec = run.finish().remove(0);
+        monitor.finish(&mut state, reason, &rec.image)?;
+        rec.state = state;
+        Ok(rec)
     }
 
     /// Reconstructs several images at once: the same as [`HybridReconstructor::reconstruct`]
@@ -238,6 +210,34 @@ impl HybridReconstructor {
         N: InvertibleNet + ?Sized,
         O: LinearOperator + ?Sized,
     {
+        let mut run = self.start_batch(net, op, sinograms, labels)?;
+        while !run.done() {
+            let records = run.step()?;
+            for (list, record) in run.records.iter_mut().zip(records) {
+                list.push(record);
+            }
+        }
+        Ok(run.finish())
+    }
+
+    /// Prepares the loop on a batch of sinograms (`labels[k]` for sinogram `k`), all
+    /// images starting from zero: one SIRT run (its weights computed and the sinograms
+    /// checked once) and, when inversion iterations do anything, one inversion run.
+    /// [`HybridRun::step`] then does one iteration of the schedule on every image.
+    ///
+    /// # Errors
+    /// As [`HybridReconstructor::reconstruct_batch`].
+    pub fn start_batch<'a, N, O>(
+        &'a self,
+        net: &'a N,
+        op: &'a O,
+        sinograms: &[ArrayView2<'_, f32>],
+        labels: &[LabelMode],
+    ) -> Result<HybridRun<'a, N, O>>
+    where
+        N: InvertibleNet + ?Sized,
+        O: LinearOperator + ?Sized,
+    {
         if sinograms.is_empty() || sinograms.len() != labels.len() {
             return Err(Error::Shape {
                 what: "labels vs sinograms",
@@ -246,60 +246,33 @@ impl HybridReconstructor {
             });
         }
         self.check_inputs(net, op, labels)?;
-        for b in sinograms {
-            op.check_range_array(*b)?;
-        }
-        let total = self.cfg.total_iterations();
-        let mut xs = vec![Array2::<f32>::zeros(op.domain_shape()); sinograms.len()];
-        let mut records = vec![Vec::with_capacity(total); sinograms.len()];
-        for i in 1..=total {
-            let (kind, classes, objective) = match &self.inverter {
-                Some(inv) if self.cfg.is_inversion(i) => {
-                    let (classes, objective) = self.invert_images(inv, net, &mut xs, labels)?;
-                    // the objective is the batch's; per image only for a single image
-                    let objective = objective.filter(|_| xs.len() == 1);
-                    (StepKind::Inversion, classes, objective)
-                }
-                None if self.cfg.is_inversion(i) => {
-                    (StepKind::Inversion, vec![None; xs.len()], None)
-                }
-                _ => {
-                    // one batched SIRT iteration from the current images
-                    let starts: Vec<_> = xs.iter().map(|x| x.view()).collect();
-                    let recs = self.sirt.reconstruct_batch(op, sinograms, Some(&starts))?;
-                    for (x, rec) in xs.iter_mut().zip(recs) {
-                        *x = rec.image;
-                    }
-                    (StepKind::Sirt, vec![None; xs.len()], None)
-                }
-            };
-            let residuals = half_residuals(op, &xs, sinograms)?;
-            for ((rec, residual), class) in records.iter_mut().zip(residuals).zip(classes) {
-                rec.push(IterationRecord {
-                    iteration: i,
-                    kind,
-                    residual,
-                    psnr: None,
-                    class,
-                    objective,
-                });
+        let sirt = self.sirt.start_batch(op, sinograms, None)?;
+        let inversion = match &self.inverter {
+            Some(inverter) => {
+                let (rows, cols) = op.domain_shape();
+                let zeros = Tensor::zeros(
+                    (labels.len(), 1, rows, cols),
+                    candle_core::DType::F32,
+                    &Device::Cpu,
+                )?;
+                Some(inverter.start(net, no_class, &zeros)?)
             }
-        }
-        xs.into_iter()
-            .zip(records)
-            .map(|(image, records)| {
-                let mut state = IterState::new(total);
-                for r in &records {
-                    state.advance(Some(r.residual));
-                }
-                Monitor::new().finish(&mut state, Termination::MaxIterations, &image)?;
-                Ok(HybridReconstruction {
-                    image,
-                    records,
-                    state,
-                })
-            })
-            .collect()
+            None => None,
+        };
+        let (angles, detectors) = op.range_shape();
+        Ok(HybridRun {
+            cfg: &self.cfg,
+            net,
+            op,
+            labels: labels.to_vec(),
+            sinograms: sinograms.iter().map(|b| b.to_owned()).collect(),
+            projected: Array3::zeros((angles, detectors, labels.len())),
+            sirt,
+            inversion,
+            iteration: 0,
+            total: self.cfg.total_iterations(),
+            records: vec![Vec::with_capacity(self.cfg.total_iterations()); labels.len()],
+        })
     }
 
     /// The checks shared by the single and batched entry points.
@@ -309,7 +282,7 @@ impl HybridReconstructor {
         O: LinearOperator + ?Sized,
     {
         check_scan(net, op)?;
-        let (_, _, _, bn) = self.cfg.effective_weights();
+        let bn = self.cfg.net_terms().bn;
         if self.inverter.is_some() && bn > 0.0 && !net.has_batch_norm() {
             return Err(Error::NoBatchNorm { weight: bn });
         }
@@ -320,46 +293,194 @@ impl HybridReconstructor {
         }
         Ok(())
     }
+}
 
-    /// One inversion iteration on every image of `xs` at once: the class per label (the
-    /// net's prediction on the current image in the label-free mode), then `steps`
-    /// optimiser steps on the batch. Returns the classes used and the batch objective at
-    /// the first and last step.
-    #[allow(clippy::type_complexity)]
-    fn invert_images<N: InvertibleNet + ?Sized>(
-        &self,
-        inverter: &Inverter,
-        net: &N,
-        xs: &mut [Array2<f32>],
-        labels: &[LabelMode],
-    ) -> Result<(Vec<Option<u32>>, Option<(f64, f64)>)> {
-        let (class_weight, _, _, _) = self.cfg.effective_weights();
-        let (rows, cols) = xs[0].dim();
-        let data: Vec<f32> = xs.iter().flat_map(|x| x.iter().copied()).collect();
-        let init = Tensor::from_vec(data, (xs.len(), 1, rows, cols), &Device::Cpu)?;
-        let mut quiet = Monitor::new();
-        let (out, classes) = if self.cfg.terms.uses_class() {
-            let classes = choose_classes(net, &init, labels)?;
-            let objective = WeightedCrossEntropy {
-                ce: CrossEntropy::new(classes.clone(), Reduction::Sum),
-                weight: class_weight,
-            };
-            let out = inverter.run(net, &objective, &init, &mut quiet)?;
-            (out, classes.into_iter().map(Some).collect())
-        } else {
+/// The hybrid loop in progress on a batch of images (from
+/// [`HybridReconstructor::start_batch`]): one SIRT run, which holds the images
+/// `[rows, cols, batch]`, and one inversion run, which the images visit for each inversion
+/// iteration (its optimiser state reset and its class objective set from the current
+/// images).
+pub struct HybridRun<'a, N: InvertibleNet + ?Sized, O: LinearOperator + ?Sized> {
+    cfg: &'a HybridConfig,
+    net: &'a N,
+    op: &'a O,
+    labels: Vec<LabelMode>,
+    sinograms: Vec<Array2<f32>>,
+    /// `A x` of the batch, `[angles, detectors, batch]` (for the residuals).
+    projected: Array3<f32>,
+    sirt: SirtRun<'a, O>,
+    inversion: Option<InversionRun<'a, N>>,
+    iteration: usize,
+    total: usize,
+    records: Vec<Vec<IterationRecord>>,
+}
+
+impl<N: InvertibleNet + ?Sized, O: LinearOperator + ?Sized> std::fmt::Debug
+    for HybridRun<'_, N, O>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HybridRun")
+            .field("cfg", self.cfg)
+            .field("images", &self.labels.len())
+            .field("iteration", &self.iteration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<N: InvertibleNet + ?Sized, O: LinearOperator + ?Sized> HybridRun<'_, N, O> {
+    /// Whether every iteration of the schedule is done.
+    pub fn done(&self) -> bool {
+        self.iteration >= self.total
+    }
+
+    /// The iterations done.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    /// The current image `k`, `[rows, cols]`.
+    ///
+    /// # Panics
+    /// If `k` is not below the batch size.
+    pub fn image(&self, k: usize) -> ArrayView2<'_, f32> {
+        self.sirt.image(k)
+    }
+
+    /// All current images, `[rows, cols, batch]`.
+    pub fn images(&self) -> ArrayView3<'_, f32> {
+        self.sirt.images()
+    }
+
+    /// The next iteration of the schedule on every image (SIRT or inversion); returns
+    /// each image's record (without PSNR).
+    ///
+    /// # Errors
+    /// Inversion and network errors; [`Error::InvalidConfig`] after the last iteration.
+    pub fn step(&mut self) -> Result<Vec<IterationRecord>> {
+        if self.done() {
+            return Err(invalid(
+                "iteration",
+                format!("all {} iterations are done", self.total),
+            ));
+        }
+        let i = self.iteration + 1;
+        let batch = self.labels.len();
+        let (kind, classes, objective) = if !self.cfg.is_inversion(i) {
+            self.sirt.step()?;
+            (StepKind::Sirt, vec![None; batch], None)
+        } else if self.inversion.is_some() {
+            let (classes, objective) = self.invert()?;
+            // the objective is the batch's; per image only for a single image
             (
-                inverter.run(net, &no_class, &init, &mut quiet)?,
-                vec![None; xs.len()],
+                StepKind::Inversion,
+                classes,
+                objective.filter(|_| batch == 1),
             )
+        } else {
+            // `steps = 0`: an inversion iteration that leaves the images unchanged
+            (StepKind::Inversion, vec![None; batch], None)
         };
-        let objective = match (out.history.first(), out.history.last()) {
+        self.iteration = i;
+        let residuals = self.half_residuals();
+        Ok(residuals
+            .into_iter()
+            .zip(classes)
+            .map(|(residual, class)| IterationRecord {
+                iteration: i,
+                kind,
+                residual,
+                psnr: None,
+                class,
+                objective,
+            })
+            .collect())
+    }
+
+    /// One inversion iteration on the batch: the images go to the inversion run, the
+    /// class of each is chosen (the net's prediction in the label-free mode), then
+    /// `steps` optimiser steps from a fresh optimiser state, and the images come back.
+    /// Returns the classes used and the batch objective at the first and last step.
+    #[allow(clippy::type_complexity)]
+    fn invert(&mut self) -> Result<(Vec<Option<u32>>, Option<(f64, f64)>)> {
+        let Some(run) = self.inversion.as_mut() else {
+            return Ok((vec![None; self.labels.len()], None));
+        };
+        let (rows, cols, batch) = self.sirt.images().dim();
+        // [rows, cols, batch] -> [batch, 1, rows, cols]: the one copy into the network layout
+        let data: Vec<f32> = self
+            .sirt
+            .images()
+            .permuted_axes([2, 0, 1])
+            .iter()
+            .copied()
+            .collect();
+        let images = Tensor::from_vec(data, (batch, 1, rows, cols), &Device::Cpu)?;
+        let classes = if self.cfg.terms.uses_class() {
+            let classes = choose_classes(self.net, &images, &self.labels)?;
+            run.set_objective(WeightedCrossEntropy {
+                ce: CrossEntropy::new(classes.clone(), Reduction::Sum),
+                weight: self.cfg.net_terms().class,
+            })?;
+            classes.into_iter().map(Some).collect()
+        } else {
+            vec![None; batch]
+        };
+        run.set_images(&images)?;
+        run.reset_optimizer();
+        let first = run.history().len();
+        let mut quiet = Monitor::new();
+        for _ in 0..self.cfg.inversion.steps {
+            run.step(&mut quiet)?;
+        }
+        let history = &run.history()[first..];
+        let objective = match (history.first(), history.last()) {
             (Some(a), Some(b)) => Some((a.total, b.total)),
             _ => None,
         };
-        for (k, x) in xs.iter_mut().enumerate() {
-            x.assign(&out.images.slice(s![k, 0, .., ..]));
-        }
+        // [batch, 1, rows, cols] -> [rows, cols, batch]: the one copy back
+        let out = run.images().flatten_all()?.to_vec1::<f32>()?;
+        let out = ArrayView3::from_shape((batch, rows, cols), &out).map_err(|e| Error::Shape {
+            what: "inversion images",
+            expected: format!("{:?}", (batch, rows, cols)),
+            got: e.to_string(),
+        })?;
+        self.sirt.images_mut().assign(&out.permuted_axes([1, 2, 0]));
         Ok((classes, objective))
+    }
+
+    /// `0.5 ||A x_k - b_k||^2` of every image, with one batched projection.
+    fn half_residuals(&mut self) -> Vec<f64> {
+        self.op
+            .apply_batch_into(self.sirt.images(), self.projected.view_mut());
+        self.sinograms
+            .iter()
+            .enumerate()
+            .map(|(k, b)| half_squared_distance(self.projected.index_axis(Axis(2), k), b.view()))
+            .collect()
+    }
+
+    /// Ends the loop: every image with its records and final state.
+    ///
+    /// # Errors
+    /// Observer errors of the final state's bookkeeping (none without observers).
+    pub fn finish(self) -> Vec<HybridReconstruction> {
+        let images = self.sirt.images();
+        self.records
+            .into_iter()
+            .enumerate()
+            .map(|(k, records)| {
+                let mut state = IterState::new(self.total);
+                for r in &records {
+                    state.advance(Some(r.residual));
+                }
+                state.termination = Some(Termination::MaxIterations);
+                HybridReconstruction {
+                    image: images.index_axis(Axis(2), k).to_owned(),
+                    records,
+                    state,
+                }
+            })
+            .collect()
     }
 }
 
@@ -371,10 +492,7 @@ fn choose_classes<N: InvertibleNet + ?Sized>(
     labels: &[LabelMode],
 ) -> Result<Vec<u32>> {
     let predicted = if labels.iter().any(|l| matches!(l, LabelMode::Predicted)) {
-        softmax_rows(&net.forward(images)?)?
-            .iter()
-            .map(|p| argmax(p) as u32)
-            .collect()
+        net.predict(images)?
     } else {
         Vec::new()
     };
@@ -388,30 +506,16 @@ fn choose_classes<N: InvertibleNet + ?Sized>(
         .collect())
 }
 
-/// [`half_residual`] of every image `xs[k]` against `sinograms[k]`, with one batched
-/// projection.
-fn half_residuals<O: LinearOperator + ?Sized>(
-    op: &O,
-    xs: &[Array2<f32>],
-    sinograms: &[ArrayView2<'_, f32>],
-) -> Result<Vec<f64>> {
-    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-    let images = stack_images(&views)?;
-    let (angles, n_det) = op.range_shape();
-    let mut projected = Array3::<f32>::zeros((angles, n_det, xs.len()));
-    op.apply_batch_into(images.view(), projected.view_mut());
-    Ok(sinograms
+/// `0.5 ||p - q||^2`, accumulated in f64.
+fn half_squared_distance(p: ArrayView2<f32>, q: ArrayView2<f32>) -> f64 {
+    0.5 * p
         .iter()
-        .enumerate()
-        .map(|(k, b)| {
-            let ax = projected.index_axis(Axis(2), k);
-            0.5 * ax
-                .iter()
-                .zip(b.iter())
-                .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
-                .sum::<f64>()
+        .zip(q.iter())
+        .map(|(&p, &q)| {
+            let d = f64::from(p) - f64::from(q);
+            d * d
         })
-        .collect())
+        .sum::<f64>()
 }
 
 /// `0.5 ||A x - b||^2`, accumulated in f64.
@@ -420,13 +524,5 @@ pub fn half_residual<O: LinearOperator + ?Sized>(
     x: ArrayView2<f32>,
     b: ArrayView2<f32>,
 ) -> f64 {
-    let ax = op.apply(x);
-    0.5 * ax
-        .iter()
-        .zip(b.iter())
-        .map(|(&p, &q)| {
-            let d = f64::from(p) - f64::from(q);
-            d * d
-        })
-        .sum::<f64>()
+    half_squared_distance(op.apply(x).view(), b)
 }

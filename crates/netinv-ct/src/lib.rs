@@ -31,8 +31,9 @@
 //! });
 //! let op = scan_operator(28, 4)?;
 //! let sino = op.apply(truth.view());
-//! let hybrid = HybridReconstructor::new(HybridConfig { warmup_sirt: 5, alternating: 8,
-//!                                                      steps: 2, ..Default::default() })?;
+//! let mut cfg = HybridConfig { warmup_sirt: 5, alternating: 8, ..Default::default() };
+//! cfg.inversion.steps = 2; // optimiser steps per inversion iteration
+//! let hybrid = HybridReconstructor::new(cfg)?;
 //! let rec = hybrid.reconstruct(&net, &op, sino.view(), LabelMode::Predicted,
 //!                              Some(truth.view()), &mut Monitor::new())?;
 //! assert_eq!(rec.records.len(), 13);
@@ -48,8 +49,9 @@ mod error;
 mod hybrid;
 mod net;
 mod scan;
+pub mod study;
 
-pub use config::{HybridConfig, InversionTerms, LabelMode};
+pub use config::{HybridConfig, InversionTerms, LabelMode, NetTerms};
 pub use converged::{ClassPriorConfig, ClassPriorReconstruction, ClassPriorSolver};
 pub use error::{Error, Result};
 pub use hybrid::{

@@ -3,12 +3,11 @@
 use candle_core::{DType, Device, Tensor};
 use ndarray::ArrayView2;
 use netinv_invert::{
-    argmax, softmax_rows, BnStatsPrior, CrossEntropy, InvertibleNet, L2Norm, Objective, Prior,
-    Reduction, SquaredTv,
+    BnStatsPrior, CrossEntropy, InvertibleNet, L2Norm, Objective, Prior, Reduction, SquaredTv,
 };
 use netinv_tomo::LinearOperator;
 
-use crate::{Error, Result};
+use crate::{Error, NetTerms, Result};
 
 /// The image as a `[1, 1, rows, cols]` tensor on the CPU.
 pub(crate) fn to_tensor(x: ArrayView2<f32>) -> Result<Tensor> {
@@ -48,8 +47,8 @@ where
 /// [`Error::Shape`] if the image does not fit the network; candle errors.
 pub fn predict_class<N: InvertibleNet + ?Sized>(net: &N, image: ArrayView2<f32>) -> Result<u32> {
     check_image(net, image)?;
-    let p = softmax_rows(&net.forward(&to_tensor(image)?)?)?;
-    Ok(argmax(&p[0]) as u32)
+    let classes = net.predict(&to_tensor(image)?)?;
+    Ok(classes[0])
 }
 
 /// The cross-entropy `-log softmax(F(x))[class]` of one image `[rows, cols]`.
@@ -94,15 +93,6 @@ pub(crate) fn check_class<N: InvertibleNet + ?Sized>(net: &N, class: u32) -> Res
     Ok(())
 }
 
-/// Weights of the network terms of a reconstruction objective.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct NetTerms {
-    pub class: f64,
-    pub tv: f64,
-    pub l2: f64,
-    pub bn: f64,
-}
-
 /// The net terms of a batch: per image, the value of
 /// `w_c CE(F(x), c) + tv TV2(x) + l2 ||x||^2 + bn R_BN(x)`, its gradient and the class the
 /// network predicts (`None` when no term needs the network's output).
@@ -136,10 +126,7 @@ pub(crate) fn net_terms_gradient(
         } else {
             (net.forward(input)?, Vec::new())
         };
-        let guesses: Vec<u32> = softmax_rows(&logits)?
-            .iter()
-            .map(|p| argmax(p) as u32)
-            .collect();
+        let guesses = classes_of(&logits)?;
         if w.class > 0.0 {
             let chosen: Vec<u32> = classes
                 .iter()
@@ -182,4 +169,24 @@ pub(crate) fn net_terms_gradient(
         gradient,
         predicted,
     })
+}
+
+/// The class of largest softmax probability (the first on ties) of every row of `logits`
+/// `[b, k]`, the probabilities computed on the host in f64 as
+/// [`InvertibleNet::probabilities`] does (so the classes equal [`InvertibleNet::predict`]'s
+/// for the same logits).
+fn classes_of(logits: &Tensor) -> Result<Vec<u32>> {
+    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            let p: Vec<f32> = exps.iter().map(|e| (e / sum) as f32).collect();
+            p.iter()
+                .enumerate()
+                .fold(0, |best, (i, &v)| if v > p[best] { i } else { best }) as u32
+        })
+        .collect())
 }

@@ -97,15 +97,15 @@ fn one_inversion_step_lowers_the_class_loss_on_a_sirt_image() {
         let sino = op.apply(truth.view());
         let sirt = plain_sirt(&op, &sino, 50);
         // 50 SIRT iterations, then a single inversion iteration of one Adam step.
-        let cfg = HybridConfig {
+        let mut cfg = HybridConfig {
             warmup_sirt: 50,
             alternating: 1,
             sirt_per_cycle: 0,
             inversion_per_cycle: 1,
-            steps: 1,
             terms: InversionTerms::ClassOnly,
             ..Default::default()
         };
+        cfg.inversion.steps = 1;
         let rec = reconstruct(cfg, &op, &sino, LabelMode::Oracle(label));
         assert_eq!(rec.records.len(), 51);
         assert_eq!(rec.records[50].kind, StepKind::Inversion);
@@ -127,23 +127,19 @@ fn without_effective_inversion_the_loop_is_plain_sirt_bit_for_bit() {
     let n_sirt = base.sirt_iterations();
     assert_eq!(n_sirt, 88);
     let reference = plain_sirt(&op, &sino, n_sirt);
-    let zero_weights = HybridConfig {
+    let mut zero_weights = HybridConfig {
         class_weight: 0.0,
-        tv: 0.0,
-        l2: 0.0,
-        bn: 0.0,
         ..base.clone()
     };
+    zero_weights.inversion.tv = 0.0;
+    zero_weights.inversion.l2 = 0.0;
+    zero_weights.inversion.bn = 0.0;
+    let mut no_steps = base.clone();
+    no_steps.inversion.steps = 0;
     let arms = [
         (zero_weights.clone(), LabelMode::Oracle(label)),
         (zero_weights, LabelMode::Predicted),
-        (
-            HybridConfig {
-                steps: 0,
-                ..base.clone()
-            },
-            LabelMode::Predicted,
-        ),
+        (no_steps, LabelMode::Predicted),
         (
             HybridConfig {
                 inversion_per_cycle: 0,
@@ -177,15 +173,15 @@ fn label_free_mode_uses_the_prediction_on_the_current_image() {
     let op = scan_operator(28, 3).unwrap();
     let (truth, _label) = digit(3); // the label is deliberately never passed below
     let sino = op.apply(truth.view());
-    let cfg = HybridConfig {
+    let mut cfg = HybridConfig {
         warmup_sirt: 10,
         alternating: 20,
         sirt_per_cycle: 1,
         inversion_per_cycle: 1,
-        steps: 3,
-        lr: 0.05,
         ..Default::default()
     };
+    cfg.inversion.steps = 3;
+    cfg.inversion.lr = 0.05;
     let images = RefCell::new(vec![Array2::<f32>::zeros((28, 28))]);
     let mut monitor = Monitor::new().with_observer(|_: &IterState, x: &Array2<f32>| {
         images.borrow_mut().push(x.clone());
@@ -231,12 +227,13 @@ fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
 }
 
 fn rec_cfg() -> HybridConfig {
-    HybridConfig {
+    let mut cfg = HybridConfig {
         warmup_sirt: 5,
         alternating: 8,
-        steps: 2,
         ..Default::default()
-    }
+    };
+    cfg.inversion.steps = 2;
+    cfg
 }
 
 /// The batched loop (one network batch per inversion iteration, BN statistics per image,
@@ -428,13 +425,13 @@ fn bad_input_is_a_clear_error() {
     assert!(matches!(err, Error::NoBatchNorm { .. }), "{err}");
     assert!(err.to_string().contains("BatchNorm"));
     // ... which is fine with bn = 0, or in the class-only arm
-    let no_bn = HybridReconstructor::new(HybridConfig {
-        bn: 0.0,
+    let mut no_bn_cfg = HybridConfig {
         warmup_sirt: 2,
         alternating: 4,
         ..Default::default()
-    })
-    .unwrap();
+    };
+    no_bn_cfg.inversion.bn = 0.0;
+    let no_bn = HybridReconstructor::new(no_bn_cfg).unwrap();
     no_bn
         .reconstruct(
             &plain,
