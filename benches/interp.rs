@@ -15,8 +15,8 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use cpu_time::CpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use netinv::interp::{standard_normal, Vae, VaeConfig};
 use netinv::models::train::{Adam, AdamParams};
+use netinv::models::{standard_normal, Vae, VaeConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn vae_train_step(c: &mut Criterion<CpuTime>) {

@@ -32,8 +32,9 @@ use candle_nn::VarMap;
 use clap::Parser;
 use netinv::core::{write_json, Monitor};
 use netinv::data::Dataset;
-use netinv::invert::{InversionConfig, Inverter, Judge};
+use netinv::invert::{InversionConfig, Inverter};
 use netinv::models::train::{evaluate, evaluate_with, OptimizerKind, TrainConfig, Trainer};
+use netinv::models::Judge;
 use netinv::models::{load_frozen, Classifier, ClassifierConfig};
 use netinv::prototypes::{
     place_prototypes, PlacementConfig, PrototypeHead, PrototypeKind, PrototypeObjective,
@@ -311,7 +312,7 @@ fn plot_embeddings(
 }
 
 fn summary(rows: &[Row], baselines: &[Baseline], dims: &[usize]) {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    use netinv::metrics::stats::mean;
     println!("kind            D   P      R      F1     judge (mean over seeds)");
     for kind in ["hyperspherical", "busemann"] {
         for &d in dims {

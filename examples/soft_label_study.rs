@@ -37,10 +37,11 @@ use candle_nn::VarMap;
 use clap::Parser;
 use netinv::core::{atomic_write_bytes, write_json, Monitor, ProgressObserver};
 use netinv::data::Mnist;
-use netinv::interp::{AlphaDist, InterpConfig, InterpolationSource, VaeConfig, VaeTrainConfig};
+use netinv::interp::{AlphaDist, InterpConfig, InterpolationSource};
 use netinv::invert::InversionConfig;
 use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
 use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
+use netinv::models::{VaeConfig, VaeTrainConfig};
 use serde::Serialize;
 use serde_json::json;
 
@@ -122,11 +123,10 @@ fn load_or_train_on_interp(
     Ok((frozen, acc))
 }
 
+/// Mean, min and max of one column of a group of runs.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (mean, min, max)
+    let (min, max) = netinv::metrics::stats::min_max(v);
+    (netinv::metrics::stats::mean(v), min, max)
 }
 
 fn table(rows: &[Row]) -> String {

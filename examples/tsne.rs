@@ -24,7 +24,8 @@ use anyhow::Result;
 use candle_core::Device;
 use clap::Parser;
 use netinv::core::write_json;
-use netinv::interp::{knn_preservation, tsne_2d, TsneConfig, VaeConfig, VaeTrainConfig};
+use netinv::interp::{knn_preservation, tsne_2d, TsneConfig};
+use netinv::models::{VaeConfig, VaeTrainConfig};
 use serde_json::json;
 
 /// Embed the latent means of the test digits in 2-D.

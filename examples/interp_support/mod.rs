@@ -1,16 +1,15 @@
 //! Shared code of the VAE / interpolation examples (`train_vae`, `tsne`,
-//! `soft_label_study`): loading or training the VAE, tensors <-> arrays, a font for plots.
+//! `soft_label_study`): loading or training the VAE, a font for plots.
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use candle_nn::VarMap;
-use ndarray::Array4;
 use netinv::core::{write_json, Monitor, ProgressObserver};
 use netinv::data::Mnist;
-use netinv::interp::{Vae, VaeConfig, VaeEpoch, VaeTrainConfig, VaeTrainer, VAE_CONFIG_FILE};
+use netinv::models::{Vae, VaeConfig, VaeEpoch, VaeTrainConfig, VaeTrainer, VAE_CONFIG_FILE};
 use serde_json::json;
 
 /// File (in the VAE folder) with the per-epoch ELBO history and the training config.
@@ -79,11 +78,4 @@ pub fn load_or_train_vae(
         dir.display()
     );
     Ok(train_vae(cfg, train_cfg, weight_seed, mnist, dir)?.0)
-}
-
-/// A `[n, 1, h, w]` f32 tensor as an array.
-pub fn to_array4(t: &Tensor) -> Result<Array4<f32>> {
-    let (n, c, h, w) = t.dims4()?;
-    let v = t.flatten_all()?.to_vec1::<f32>()?;
-    Ok(Array4::from_shape_vec((n, c, h, w), v)?)
 }

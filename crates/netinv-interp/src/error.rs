@@ -1,9 +1,7 @@
 //! The error type of netinv-interp.
 
-use std::path::PathBuf;
-
-/// Errors of netinv-interp: invalid configurations or arguments, shape mismatches,
-/// checkpoint problems and errors from the crates below.
+/// Errors of netinv-interp: its own invalid arguments and shape mismatches, and errors of
+/// netinv-models (the VAE, training, checkpoints) and the crates below it, wrapped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -23,47 +21,31 @@ pub enum Error {
         /// The shape that was given.
         got: String,
     },
-    /// Reading `path` failed.
-    #[error("I/O error on {path}: {source}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A checkpoint is malformed or does not match the expected configuration.
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint {
-        /// The file or folder involved.
-        path: PathBuf,
-        /// What is wrong, naming the tensor or field.
-        reason: String,
-    },
-    /// The training loss became NaN or infinite.
-    #[error("VAE loss is {loss} at epoch {epoch}, step {step} (both from 1); stopped")]
-    NonFiniteLoss {
-        /// The epoch, from 1.
-        epoch: usize,
-        /// The step within the epoch, from 1.
-        step: usize,
-        /// The loss value.
-        loss: f64,
-    },
-    /// An error from candle.
-    #[error("candle: {0}")]
-    Candle(#[from] candle_core::Error),
-    /// An error from netinv-core (file output, observers).
-    #[error(transparent)]
-    Core(#[from] netinv_core::Error),
-    /// An error from netinv-data (batching).
-    #[error(transparent)]
-    Data(#[from] netinv_data::Error),
-    /// An error from netinv-models.
+    /// An error of netinv-models (the VAE, training, checkpoints), or of candle, netinv-core
+    /// and netinv-data as netinv-models reports them.
     #[error(transparent)]
     Models(#[from] netinv_models::Error),
-    /// A JSON (de)serialisation error.
-    #[error("JSON error: {0}")]
-    Json(#[from] serde_json::Error),
+}
+
+/// Candle errors arrive as netinv-models' [`netinv_models::Error::Candle`].
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Models(e.into())
+    }
+}
+
+/// netinv-core errors (file output) arrive as netinv-models' [`netinv_models::Error::Core`].
+impl From<netinv_core::Error> for Error {
+    fn from(e: netinv_core::Error) -> Self {
+        Error::Models(e.into())
+    }
+}
+
+/// netinv-data errors (batching) arrive as netinv-models' [`netinv_models::Error::Data`].
+impl From<netinv_data::Error> for Error {
+    fn from(e: netinv_data::Error) -> Self {
+        Error::Models(e.into())
+    }
 }
 
 /// `Result` with netinv-interp's [`Error`] as the default error type.
@@ -77,23 +59,16 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Converts our error into netinv-models' error, for the [`netinv_models::train::BatchSource`]
-/// implementation.
-pub(crate) fn to_models_error(e: Error) -> netinv_models::Error {
-    match e {
-        Error::Models(m) => m,
-        Error::Candle(c) => netinv_models::Error::Candle(c),
-        Error::Data(d) => netinv_models::Error::Data(d),
-        Error::Core(c) => netinv_models::Error::Core(c),
-        Error::Json(j) => netinv_models::Error::Json(j),
-        Error::InvalidConfig { field, reason } => {
-            netinv_models::Error::InvalidConfig { field, reason }
-        }
-        Error::Shape { expected, got } => netinv_models::Error::Shape { expected, got },
-        Error::Io { path, source } => netinv_models::Error::Io { path, source },
-        Error::Checkpoint { path, reason } => netinv_models::Error::Checkpoint { path, reason },
-        Error::NonFiniteLoss { epoch, step, loss } => {
-            netinv_models::Error::NonFiniteLoss { epoch, step, loss }
+/// Our error as netinv-models' error, for the [`netinv_models::train::BatchSource`]
+/// implementation (whose methods return netinv-models' `Result`).
+impl From<Error> for netinv_models::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Models(m) => m,
+            Error::InvalidConfig { field, reason } => {
+                netinv_models::Error::InvalidConfig { field, reason }
+            }
+            Error::Shape { expected, got } => netinv_models::Error::Shape { expected, got },
         }
     }
 }

@@ -17,14 +17,15 @@ use candle_core::{Device, Tensor};
 use netinv_core::{ImageGrid, ImageRef};
 use netinv_data::{Dataset, NUM_CLASSES};
 use netinv_models::train::{BatchSource, EpochBatches, Targets, TrainBatch};
+use netinv_models::Vae;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, to_models_error};
-use crate::{Error, Result, Vae};
+use crate::error::invalid;
+use crate::{Error, Result};
 
 /// How the interpolation weight `a` of a pair is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -172,7 +173,7 @@ pub fn decode_interpolations(
         let r = i * k..(i + 1) * k;
         z.extend(interpolate(&z1[r.clone()], &z2[r], f64::from(a))?);
     }
-    vae.decode(&Tensor::from_vec(z, (n, k), device)?)
+    Ok(vae.decode(&Tensor::from_vec(z, (n, k), device)?)?)
 }
 
 /// What an [`InterpolationSource`] generates.
@@ -450,7 +451,7 @@ impl BatchSource for InterpolationSource {
         let plan = self.plan(seed);
         let chunks: Vec<Vec<Item>> = plan.chunks(batch_size).map(<[Item]>::to_vec).collect();
         Ok(Box::new(chunks.into_iter().map(move |items| {
-            let (images, targets) = self.materialise(&items, device).map_err(to_models_error)?;
+            let (images, targets) = self.materialise(&items, device)?;
             Ok(TrainBatch {
                 images,
                 targets: Targets::Soft(targets),
@@ -531,7 +532,7 @@ impl PairGrid {
     /// Writes the grid as a PNG (row labels `c1-c2`, column labels `a=...`).
     ///
     /// # Errors
-    /// [`Error::Core`] if rendering or writing fails.
+    /// [`Error::Models`] (a netinv-core error) if rendering or writing fails.
     pub fn write_png(&self, path: impl AsRef<Path>) -> Result<()> {
         let n = self.pixels.len() / (self.side * self.side);
         ImageGrid::new(self.column_labels.len())
@@ -546,9 +547,9 @@ impl PairGrid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vae::tests::toy_dataset;
-    use crate::VaeConfig;
     use candle_nn::VarMap;
+    use netinv_models::testing::toy_dataset;
+    use netinv_models::VaeConfig;
 
     fn toy_vae() -> Vae {
         let cfg = VaeConfig {

@@ -1,6 +1,6 @@
-//! Intermediate-class digits for classifier training (thesis section 3): a small
-//! convolutional VAE ([`VaeConfig`] -> [`Vae`], trained by [`VaeTrainer`]), soft-labelled
-//! latent interpolations generated on the fly as a training source
+//! Intermediate-class digits for classifier training (thesis section 3): soft-labelled
+//! latent interpolations of a VAE (netinv-models' [`netinv_models::Vae`]) generated on the
+//! fly as a training source
 //! ([`InterpolationSource`], a netinv-models `BatchSource`), the thesis's figure of
 //! interpolations per class pair ([`PairGrid`]), and t-SNE of the latent space with the
 //! k-NN preservation score ([`tsne_2d`], [`knn_preservation`]).
@@ -14,7 +14,8 @@
 //! use candle_core::Device;
 //! use candle_nn::VarMap;
 //! use netinv_core::Monitor;
-//! use netinv_interp::{InterpConfig, InterpolationSource, Vae, VaeConfig, VaeTrainConfig, VaeTrainer};
+//! use netinv_interp::{InterpConfig, InterpolationSource};
+//! use netinv_models::{Vae, VaeConfig, VaeTrainConfig, VaeTrainer};
 //! use netinv_models::train::{BatchSource, Targets};
 //!
 //! let device = Device::Cpu;
@@ -40,7 +41,6 @@
 mod error;
 mod interp;
 mod tsne;
-mod vae;
 
 pub use error::{Error, Result};
 pub use interp::{
@@ -48,10 +48,6 @@ pub use interp::{
     Item, Pair, PairGrid,
 };
 pub use tsne::{knn_preservation, tsne_2d, TsneConfig};
-pub use vae::{
-    standard_normal, Vae, VaeConfig, VaeEpoch, VaeLoss, VaeReport, VaeTrainConfig, VaeTrainer,
-    VAE_CONFIG_FILE, VAE_WEIGHTS_FILE,
-};
 
 /// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that
 /// downstream code uses the same versions without pinning them by hand.

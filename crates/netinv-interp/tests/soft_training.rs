@@ -3,9 +3,9 @@
 use candle_core::Device;
 use candle_nn::VarMap;
 use netinv_core::Monitor;
-use netinv_interp::{InterpConfig, InterpolationSource, Vae, VaeConfig};
+use netinv_interp::{InterpConfig, InterpolationSource};
 use netinv_models::train::{BatchSource, TrainConfig, Trainer};
-use netinv_models::{Classifier, ClassifierConfig};
+use netinv_models::{Classifier, ClassifierConfig, Vae, VaeConfig};
 
 #[test]
 fn trainer_fits_on_interpolations_and_repeats() {

@@ -53,12 +53,6 @@ pub enum Error {
     /// An error from netinv-models (network forward passes, checkpoints, training).
     #[error(transparent)]
     Models(#[from] netinv_models::Error),
-    /// An error from netinv-data.
-    #[error(transparent)]
-    Data(#[from] netinv_data::Error),
-    /// The judge did not meet its acceptance criteria (see [`crate::JudgeReport`]).
-    #[error("the judge was rejected: {0}")]
-    JudgeRejected(String),
 }
 
 /// `Result` with netinv-invert's [`Error`] as the default error type.

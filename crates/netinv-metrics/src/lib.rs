@@ -20,7 +20,9 @@
 //! `(size - 1) / 2` pixels on every side before averaging (see [`ssim`], [`ssim_map`]).
 //!
 //! Classification metrics live in [`ConfusionMatrix`]: accuracy, per-class and macro
-//! precision, recall and F1 with scikit-learn's `zero_division=0` convention.
+//! precision, recall and F1 with scikit-learn's `zero_division=0` convention. Summary
+//! statistics of the studies (means, 95% CIs, Pearson correlation, the exact sign-flip test)
+//! live in [`stats`].
 //!
 //! Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli (2004), "Image quality assessment:
 //! from error visibility to structural similarity", IEEE Trans. Image Processing 13, 600-612.
@@ -63,6 +65,7 @@ mod classification;
 mod error;
 mod pixel;
 mod ssim;
+pub mod stats;
 
 pub use ndarray;
 

@@ -70,6 +70,26 @@ pub enum Error {
     /// An error from netinv-metrics.
     #[error(transparent)]
     Metrics(#[from] netinv_metrics::Error),
+    /// A judge failed its acceptance gate (see `JudgeRecipe`).
+    #[error(
+        "the judge was rejected: clean accuracy {clean_accuracy:.4} (need {min_clean_accuracy}), \
+         attack accuracy {attack_accuracy:.4} (need {min_attack_accuracy}), noise hits \
+         {noise_hits} (at most {max_noise_hits})"
+    )]
+    JudgeRejected {
+        /// The measured clean test accuracy.
+        clean_accuracy: f64,
+        /// The gate's smallest clean accuracy.
+        min_clean_accuracy: f64,
+        /// The measured accuracy under attack.
+        attack_accuracy: f64,
+        /// The gate's smallest accuracy under attack.
+        min_attack_accuracy: f64,
+        /// Noise images judged as their target.
+        noise_hits: usize,
+        /// The gate's largest number of noise hits.
+        max_noise_hits: usize,
+    },
     /// A JSON (de)serialisation error.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
@@ -77,3 +97,11 @@ pub enum Error {
 
 /// `Result` with netinv-models' [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An [`Error::InvalidConfig`].
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        field,
+        reason: reason.into(),
+    }
+}

@@ -1,6 +1,6 @@
 //! Custom candle CPU ops for the hot layers: 2-d convolution (im2col + `gemm`), 2x2
-//! max-pooling and per-row mean / variance (the BatchNorm statistics), with hand-written
-//! backward passes.
+//! max-pooling, per-row mean / variance (the BatchNorm statistics) and nearest-neighbour
+//! 2x upsampling (the VAE's decoder), with hand-written backward passes.
 //!
 //! Why: on CPU, candle 0.11's own `conv2d` backward computes grad-input through a direct
 //! `conv_transpose2d` loop and computes gradients for every argument (also frozen weights
@@ -20,10 +20,12 @@
 mod conv;
 mod moments;
 mod pool;
+mod upsample;
 
 pub use conv::{conv2d, conv2d_bias};
 pub use moments::{plane_moments, row_moments};
 pub use pool::{max_pool2x2, max_pool2x2_relu};
+pub use upsample::upsample2;
 
 /// Element types of the custom ops (f32 and f64).
 pub(crate) trait Elem:

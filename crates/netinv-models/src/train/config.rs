@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::error::invalid;
+use crate::Result;
 
 /// Which optimiser updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,13 +211,6 @@ impl Default for TrainConfig {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
-        field,
-        reason: reason.into(),
-    }
-}
-
 fn check_unit(field: &'static str, value: f64) -> Result<()> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
@@ -245,7 +239,7 @@ impl TrainConfig {
     /// Checks every field.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the first offending field: zero `batch_size` or
+    /// [`crate::Error::InvalidConfig`] naming the first offending field: zero `batch_size` or
     /// `epochs`, non-positive or non-finite `lr`, `momentum`/`beta1`/`beta2` outside [0, 1),
     /// Nesterov without momentum, negative `weight_decay`, non-positive `adam_eps`, a step
     /// schedule with zero `every_epochs` or `gamma` outside (0, 1], a cosine `min_lr`
@@ -352,6 +346,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     fn field_of(cfg: TrainConfig) -> &'static str {
         match cfg.validate() {

@@ -1,4 +1,5 @@
-//! Training and evaluation of classifiers: optimisers (SGD with momentum, Adam),
+//! Training and evaluation of classifiers: optimisers (SGD with momentum, Adam; on
+//! tensors, and [`HostAdam`] / [`HostSgd`] on host buffers such as an image batch),
 //! learning-rate schedules, clean / soft-label / FGSM / PGD training, evaluation
 //! (accuracy, confusion matrix, macro precision / recall / F1) and accuracy under attack.
 //!
@@ -18,6 +19,7 @@ mod adversarial;
 mod config;
 mod custom_loss;
 mod eval;
+mod host_optim;
 mod loss;
 mod optim;
 mod source;
@@ -27,6 +29,7 @@ pub use adversarial::{attack_accuracy, fgsm_example, pgd_example, Attack, EVAL_B
 pub use config::{Adversarial, LrSchedule, OptimizerKind, TrainConfig};
 pub use custom_loss::{evaluate_with, TrainLoss};
 pub use eval::{evaluate, Evaluation};
+pub use host_optim::{HostAdam, HostSgd};
 pub use loss::{cross_entropy, loss_for, soft_cross_entropy};
 pub use optim::{Adam, AdamParams, OptimizerState, SgdMomentum, SgdParams};
 pub use source::{

@@ -18,8 +18,8 @@ use super::eval::evaluate;
 use super::loss::{count_correct, loss_for};
 use super::optim::{Adam, AdamParams, AnyOptimizer, SgdMomentum, SgdParams};
 use super::source::{validate_soft_labels, BatchSource, Targets, TrainBatch};
-use crate::checkpoint::save_checkpoint;
-use crate::net::ClassifierConfig;
+use crate::classifier::save_checkpoint;
+use crate::classifier::ClassifierConfig;
 use crate::{Error, Result};
 
 /// File (in the checkpoint folder) holding the optimiser's buffers.
@@ -280,7 +280,7 @@ impl Trainer {
             });
         }
         let mut vm = varmap.clone();
-        crate::checkpoint::load_into(dir, &mut vm)?;
+        crate::classifier::load_into(dir, &mut vm)?;
         let (names, vars) = trainable(varmap);
         if names != state.variables {
             return Err(Error::Checkpoint {

@@ -33,6 +33,78 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// The tensors of `cfg` held in `varmap`, detached, in the order of
+/// [`ClassifierConfig::tensor_shapes`]; on a mismatch, every missing tensor and every
+/// wrong shape or dtype, joined by `; `.
+fn varmap_tensors(
+    varmap: &VarMap,
+    cfg: &ClassifierConfig,
+) -> std::result::Result<Vec<(String, Tensor)>, String> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| "the VarMap's lock is poisoned".to_string())?;
+    let mut problems = Vec::new();
+    let mut tensors = Vec::new();
+    for (name, shape) in cfg.tensor_shapes() {
+        match data.get(&name) {
+            None => problems.push(format!("missing tensor {name}")),
+            Some(v) if v.dims() != shape.as_slice() => {
+                problems.push(format!("{name}: shape {:?}, expected {shape:?}", v.dims()))
+            }
+            Some(v) if v.dtype() != DType::F32 => {
+                problems.push(format!("{name}: dtype {:?}, expected F32", v.dtype()))
+            }
+            Some(v) => tensors.push((name, v.as_detached_tensor())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(tensors)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+impl Classifier {
+    /// A frozen copy of this trained net: its weights, taken from `varmap` (the VarMap it
+    /// was built over), copied into plain tensors, so a backward pass reaches only the
+    /// input. The result is the net [`load_frozen`] returns after [`save_checkpoint`], bit
+    /// for bit, without a file; later training of `varmap` does not change it.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] naming every tensor of the config that `varmap` lacks or holds with
+    /// another shape or dtype; [`Error::Candle`] if a copy fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use netinv_models::{Classifier, ClassifierConfig};
+    /// let varmap = candle_nn::VarMap::new();
+    /// let net = Classifier::init(&ClassifierConfig::netinv_small(), &varmap, 0, &Device::Cpu)?;
+    /// let frozen = net.freeze(&varmap)?;
+    /// let x = Tensor::full(0.5f32, (1, 1, 28, 28), &Device::Cpu)?;
+    /// let (a, b) = (net.forward(&x)?, frozen.forward(&x)?);
+    /// assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+    /// # Ok::<(), netinv_models::Error>(())
+    /// ```
+    pub fn freeze(&self, varmap: &VarMap) -> Result<Classifier> {
+        let cfg = self.config();
+        let tensors = varmap_tensors(varmap, cfg).map_err(|problems| Error::Shape {
+            expected: "the tensors of the net's config in its VarMap".to_string(),
+            got: problems,
+        })?;
+        let device = tensors
+            .first()
+            .map(|(_, t)| t.device().clone())
+            .unwrap_or(Device::Cpu);
+        let copies = tensors
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.copy()?)))
+            .collect::<Result<HashMap<String, Tensor>>>()?;
+        Classifier::new(cfg, VarBuilder::from_tensors(copies, DType::F32, &device))
+    }
+}
+
 /// Saves the tensors of `cfg` held in `varmap` to `dir/model.safetensors` and `cfg` to
 /// `dir/config.json`, each atomically (a reader never sees a half-written file); `dir` is
 /// created if missing. Other variables in `varmap` are not saved.
@@ -58,36 +130,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 pub fn save_checkpoint(dir: &Path, varmap: &VarMap, cfg: &ClassifierConfig) -> Result<()> {
     cfg.validate()?;
     let weights = dir.join(WEIGHTS_FILE);
-    let tensors: Vec<(String, Tensor)> = {
-        let data = varmap
-            .data()
-            .lock()
-            .map_err(|_| checkpoint_error(&weights, "the VarMap's lock is poisoned"))?;
-        let mut problems = Vec::new();
-        let mut tensors = Vec::new();
-        for (name, shape) in cfg.tensor_shapes() {
-            match data.get(&name) {
-                None => problems.push(format!("missing tensor {name}")),
-                Some(v) if v.dims() != shape.as_slice() => {
-                    problems.push(format!("{name}: shape {:?}, expected {shape:?}", v.dims()))
-                }
-                Some(v) if v.dtype() != DType::F32 => {
-                    problems.push(format!("{name}: dtype {:?}, expected F32", v.dtype()))
-                }
-                Some(v) => tensors.push((name, v.as_detached_tensor())),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(checkpoint_error(
-                &weights,
-                format!(
-                    "the VarMap does not match the config: {}",
-                    problems.join("; ")
-                ),
-            ));
-        }
-        tensors
-    };
+    let tensors = varmap_tensors(varmap, cfg).map_err(|problems| {
+        checkpoint_error(
+            &weights,
+            format!("the VarMap does not match the config: {problems}"),
+        )
+    })?;
     let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None)
         .map_err(|e| checkpoint_error(&weights, format!("cannot serialise: {e}")))?;
     netinv_core::atomic_write_bytes(&weights, &bytes)?;
@@ -247,6 +295,62 @@ mod tests {
         let net = Classifier::init(cfg, &vm, seed, &Device::Cpu).unwrap();
         save_checkpoint(dir.path(), &vm, cfg).unwrap();
         (dir, vm, net)
+    }
+
+    #[test]
+    fn freeze_in_memory_equals_save_and_load_bit_for_bit() {
+        use crate::train::{TrainConfig, Trainer};
+        let data = netinv_data::Mnist::embedded().unwrap().train().take(64);
+        for bn in [false, true] {
+            let cfg = ClassifierConfig {
+                conv_channels: vec![4, 8],
+                hidden: 16,
+                batch_norm: bn,
+                ..Default::default()
+            };
+            let vm = VarMap::new();
+            let net = Classifier::init(&cfg, &vm, 11, &Device::Cpu).unwrap();
+            let train = |epochs| {
+                let t = TrainConfig {
+                    epochs,
+                    batch_size: 32,
+                    ..TrainConfig::sgd()
+                };
+                Trainer::new(t)
+                    .unwrap()
+                    .fit(&net, &vm, &data, None, &mut netinv_core::Monitor::new())
+                    .unwrap();
+            };
+            // Trained weights (and BN running statistics) differ from the initial ones.
+            let initial = logits(&net);
+            train(1);
+            assert_ne!(logits(&net), initial);
+            let frozen = net.freeze(&vm).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            save_checkpoint(dir.path(), &vm, &cfg).unwrap();
+            let loaded = load_frozen(dir.path(), &Device::Cpu).unwrap();
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(logits(&frozen)), bits(logits(&loaded)), "bn {bn}");
+            assert_eq!(bits(logits(&frozen)), bits(logits(&net)), "bn {bn}");
+            // Frozen: no gradient reaches a weight, and more training leaves it unchanged.
+            let before = logits(&frozen);
+            train(1);
+            assert_ne!(logits(&net), before);
+            assert_eq!(logits(&frozen), before);
+        }
+        // A VarMap that does not hold the net's tensors is a clear error.
+        let other = VarMap::new();
+        let net = Classifier::init(
+            &ClassifierConfig::default(),
+            &VarMap::new(),
+            0,
+            &Device::Cpu,
+        )
+        .unwrap();
+        match net.freeze(&other) {
+            Err(Error::Shape { got, .. }) => assert!(got.contains("missing tensor"), "{got}"),
+            r => panic!("{r:?}"),
+        }
     }
 
     #[test]
