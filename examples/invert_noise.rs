@@ -22,6 +22,8 @@
 //! the judge's verdict, class-mean correlations, ms per step), `images.npy` (float32
 //! [10, 28, 28]) and `targets.json`.
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
@@ -40,6 +42,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let Args { invert: args, seed } = Args::parse();
     let steps = args.steps();
     let cfg = InversionConfig {

@@ -14,6 +14,8 @@
 //! shows the source and iterations 1, 10, 20, 30, 40 and the final one (captions
 //! `n<net class> j<judge class>`); `images.npy` (float32 [1, 28, 28]) and `targets.json`.
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
@@ -28,6 +30,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let args = Args::parse().invert;
     let cfg = args.validate()?;
     let (mnist, net, judge) = args.load()?;

@@ -27,6 +27,8 @@
 //! Every flag is checked before any work starts (seeds, epochs and steps >= 1, no repeated
 //! epochs).
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
@@ -76,13 +78,14 @@ impl Args {
             grid: !(self.no_grid || self.quick),
         };
         study.validate().map_err(support::config_flag_error)?;
-        support::check_out_dir("out", &self.out)?;
-        support::check_out_dir("judge", &self.judge)?;
+        flag_support::output_folder("--out", &self.out)?;
+        flag_support::output_folder("--judge", &self.judge)?;
         Ok(study)
     }
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let args = Args::parse();
     let study = args.study()?;
     let jobs = study.jobs()?;

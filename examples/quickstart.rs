@@ -23,6 +23,8 @@
 //! `optimizer_study`), its verdicts are included; the quickstart never trains one itself
 //! (that takes much longer than the quickstart's few minutes).
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
@@ -65,8 +67,8 @@ impl Args {
         if epochs == 0 {
             return Err(support::flag_error("epochs", 0, "must be at least 1"));
         }
-        support::check_out_dir("out", &self.out)?;
-        support::check_out_dir("judge", &self.judge)?;
+        flag_support::output_folder("--out", &self.out)?;
+        flag_support::output_folder("--judge", &self.judge)?;
         let steps = if self.quick {
             100
         } else {
@@ -77,6 +79,7 @@ impl Args {
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     netinv::core::retain_freed_memory();
     let args = Args::parse();
     let (epochs, steps) = args.validate()?;

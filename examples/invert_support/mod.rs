@@ -403,18 +403,6 @@ pub fn config_flag_error(err: netinv::invert::Error) -> anyhow::Error {
     }
 }
 
-/// Refuses an output folder path that is an existing file.
-pub fn check_out_dir(flag: &str, dir: &Path) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(flag_error(
-            flag,
-            dir.display(),
-            "exists and is not a folder",
-        ));
-    }
-    Ok(())
-}
-
 /// The judge in `dir` if one is cached there and passes its acceptance criteria; never
 /// trains one.
 pub fn cached_judge(dir: &Path) -> Result<Option<Judge>> {
@@ -438,8 +426,8 @@ impl InvertArgs {
                 "is not a folder (a checkpoint folder with model.safetensors and config.json)",
             ));
         }
-        check_out_dir("out", &self.out)?;
-        check_out_dir("judge", &self.judge)?;
+        crate::flag_support::output_folder("--out", &self.out)?;
+        crate::flag_support::output_folder("--judge", &self.judge)?;
         Ok(cfg)
     }
 
