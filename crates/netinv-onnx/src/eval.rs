@@ -42,6 +42,164 @@ pub(crate) fn eval(op: &Op, inputs: &[Option<&Value>]) -> R<Vec<Value>> {
     let x = || arg(inputs, 0);
     let xf = || arg(inputs, 0)?.float("input");
     let out = match op {
+        Op::Conv { .. }
+        | Op::Gemm { .. }
+        | Op::MatMul
+        | Op::Binary(_)
+        | Op::Relu
+        | Op::LeakyRelu(_)
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Erf
+        | Op::Gelu { .. }
+        | Op::Softmax { .. }
+        | Op::MaxPool(_)
+        | Op::AveragePool { .. }
+        | Op::GlobalAveragePool
+        | Op::BatchNorm { .. } => compute(op, inputs)?,
+        Op::Flatten { axis } => {
+            let dims = x()?.dims();
+            let a = if *axis == dims.len() as i64 {
+                dims.len()
+            } else {
+                norm_axis(*axis, dims.len())?
+            };
+            let outer: usize = dims[..a].iter().product();
+            let inner: usize = dims[a..].iter().product();
+            reshape(x()?, &[outer, inner])?
+        }
+        Op::Reshape { allow_zero } => {
+            let shape = arg(inputs, 1)?.int("shape")?;
+            let dims = target_shape(&x()?.dims(), &shape.data, *allow_zero)?;
+            reshape(x()?, &dims)?
+        }
+        Op::Transpose { perm } => transpose(x()?, perm.as_deref())?,
+        Op::Concat { axis } => concat(inputs, *axis)?,
+        Op::Squeeze { axes } => squeeze(x()?, axes_of(axes, opt(inputs, 1))?.as_deref())?,
+        Op::Unsqueeze { axes } => match axes_of(axes, opt(inputs, 1))? {
+            Some(a) => unsqueeze(x()?, &a)?,
+            None => candle_core::bail!("Unsqueeze needs axes"),
+        },
+        Op::Identity => {
+            if let Some(mode) = opt(inputs, 2) {
+                if mode.scalars()?.iter().any(|&v| v != 0.0) {
+                    candle_core::bail!("Dropout in training mode is not supported");
+                }
+            }
+            x()?.clone()
+        }
+        Op::Constant(v) => v.clone(),
+        Op::Shape { start, end } => {
+            let dims = x()?.dims();
+            let r = dims.len() as i64;
+            let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+            let (s, e) = (clampi(*start), clampi(end.unwrap_or(r)));
+            let data = dims[s..e.max(s)].iter().map(|&d| d as i64).collect();
+            Value::Int(IntTensor::vector(data))
+        }
+        Op::Gather { axis } => gather(x()?, arg(inputs, 1)?.int("indices")?, *axis)?,
+        Op::Slice => slice(inputs)?,
+        Op::Pad { edge } => pad(inputs, *edge)?,
+        Op::Clip => {
+            let mut y = xf()?.clone();
+            if let Some(lo) = opt(inputs, 1) {
+                y = y.maximum(scalar(lo)?)?;
+            }
+            if let Some(hi) = opt(inputs, 2) {
+                y = y.minimum(scalar(hi)?)?;
+            }
+            Value::Float(y)
+        }
+        Op::Cast { to_float } => match (x()?, to_float) {
+            (Value::Int(i), true) => Value::Float(int_to_float(i, &candle_core::Device::Cpu)?),
+            (Value::Float(t), false) => {
+                let data = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                Value::Int(IntTensor {
+                    dims: t.dims().to_vec(),
+                    data: data.iter().map(|&v| v as i64).collect(),
+                })
+            }
+            (v, _) => v.clone(),
+        },
+        Op::ConstantOfShape(v) => constant_of_shape(v, arg(inputs, 0)?)?,
+        Op::Reduce { .. } => reduce(op, inputs)?,
+    };
+    Ok(vec![out])
+}
+
+/// ConstantOfShape: `value` repeated over the shape held by `shape`.
+fn constant_of_shape(v: &Value, shape: &Value) -> R<Value> {
+    Ok({
+        let dims: Vec<usize> = shape
+            .int("shape")?
+            .data
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
+        let n: usize = dims.iter().product();
+        match v {
+            Value::Float(t) => Value::Float(
+                t.flatten_all()?
+                    .narrow(0, 0, 1)?
+                    .broadcast_as(n)?
+                    .contiguous()?
+                    .reshape(dims)?,
+            ),
+            Value::Int(i) => Value::Int(IntTensor {
+                data: vec![i.data.first().copied().unwrap_or(0); n],
+                dims,
+            }),
+        }
+    })
+}
+
+/// ReduceMean / ReduceSum over the axes of the attribute or the second input.
+fn reduce(op: &Op, inputs: &[Option<&Value>]) -> R<Value> {
+    let Op::Reduce {
+        mean,
+        axes,
+        keep_dims,
+        noop_with_empty_axes,
+    } = op
+    else {
+        candle_core::bail!("not a reduction");
+    };
+    let xf = || arg(inputs, 0)?.float("input");
+    Ok({
+        let x = xf()?;
+        let axes = axes_of(axes, opt(inputs, 1))?;
+        let axes: Vec<usize> = match axes {
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(|&v| norm_axis(v, x.rank()))
+                .collect::<R<_>>()?,
+            _ if *noop_with_empty_axes => return Ok(Value::Float(x.clone())),
+            _ => (0..x.rank()).collect(),
+        };
+        let mut y = if *mean {
+            x.mean_keepdim(axes.clone())?
+        } else {
+            x.sum_keepdim(axes.clone())?
+        };
+        if !keep_dims {
+            let dims: Vec<usize> = x
+                .dims()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
+            y = y.reshape(dims)?;
+        }
+        Value::Float(y)
+    })
+}
+
+/// The arithmetic operators (convolutions, products, activations, pooling, BatchNorm).
+fn compute(op: &Op, inputs: &[Option<&Value>]) -> R<Value> {
+    let x = || arg(inputs, 0);
+    let xf = || arg(inputs, 0)?.float("input");
+    Ok(match op {
         Op::Conv { window, group } => {
             let bias = opt(inputs, 2).map(|b| b.float("bias")).transpose()?;
             Value::Float(conv(
@@ -141,127 +299,8 @@ pub(crate) fn eval(op: &Op, inputs: &[Option<&Value>]) -> R<Vec<Value>> {
             )?;
             Value::Float(apply_channel_affine(xf()?, &scale, &shift)?)
         }
-        Op::Flatten { axis } => {
-            let dims = x()?.dims();
-            let a = if *axis == dims.len() as i64 {
-                dims.len()
-            } else {
-                norm_axis(*axis, dims.len())?
-            };
-            let outer: usize = dims[..a].iter().product();
-            let inner: usize = dims[a..].iter().product();
-            reshape(x()?, &[outer, inner])?
-        }
-        Op::Reshape { allow_zero } => {
-            let shape = arg(inputs, 1)?.int("shape")?;
-            let dims = target_shape(&x()?.dims(), &shape.data, *allow_zero)?;
-            reshape(x()?, &dims)?
-        }
-        Op::Transpose { perm } => transpose(x()?, perm.as_deref())?,
-        Op::Concat { axis } => concat(inputs, *axis)?,
-        Op::Squeeze { axes } => squeeze(x()?, axes_of(axes, opt(inputs, 1))?.as_deref())?,
-        Op::Unsqueeze { axes } => match axes_of(axes, opt(inputs, 1))? {
-            Some(a) => unsqueeze(x()?, &a)?,
-            None => candle_core::bail!("Unsqueeze needs axes"),
-        },
-        Op::Identity => {
-            if let Some(mode) = opt(inputs, 2) {
-                if mode.scalars()?.iter().any(|&v| v != 0.0) {
-                    candle_core::bail!("Dropout in training mode is not supported");
-                }
-            }
-            x()?.clone()
-        }
-        Op::Constant(v) => v.clone(),
-        Op::Shape { start, end } => {
-            let dims = x()?.dims();
-            let r = dims.len() as i64;
-            let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-            let (s, e) = (clampi(*start), clampi(end.unwrap_or(r)));
-            let data = dims[s..e.max(s)].iter().map(|&d| d as i64).collect();
-            Value::Int(IntTensor::vector(data))
-        }
-        Op::Gather { axis } => gather(x()?, arg(inputs, 1)?.int("indices")?, *axis)?,
-        Op::Slice => slice(inputs)?,
-        Op::Pad { edge } => pad(inputs, *edge)?,
-        Op::Clip => {
-            let mut y = xf()?.clone();
-            if let Some(lo) = opt(inputs, 1) {
-                y = y.maximum(scalar(lo)?)?;
-            }
-            if let Some(hi) = opt(inputs, 2) {
-                y = y.minimum(scalar(hi)?)?;
-            }
-            Value::Float(y)
-        }
-        Op::Cast { to_float } => match (x()?, to_float) {
-            (Value::Int(i), true) => Value::Float(int_to_float(i, &candle_core::Device::Cpu)?),
-            (Value::Float(t), false) => {
-                let data = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-                Value::Int(IntTensor {
-                    dims: t.dims().to_vec(),
-                    data: data.iter().map(|&v| v as i64).collect(),
-                })
-            }
-            (v, _) => v.clone(),
-        },
-        Op::ConstantOfShape(v) => {
-            let dims: Vec<usize> = arg(inputs, 0)?
-                .int("shape")?
-                .data
-                .iter()
-                .map(|&d| d.max(0) as usize)
-                .collect();
-            let n: usize = dims.iter().product();
-            match v {
-                Value::Float(t) => Value::Float(
-                    t.flatten_all()?
-                        .narrow(0, 0, 1)?
-                        .broadcast_as(n)?
-                        .contiguous()?
-                        .reshape(dims)?,
-                ),
-                Value::Int(i) => Value::Int(IntTensor {
-                    data: vec![i.data.first().copied().unwrap_or(0); n],
-                    dims,
-                }),
-            }
-        }
-        Op::Reduce {
-            mean,
-            axes,
-            keep_dims,
-            noop_with_empty_axes,
-        } => {
-            let x = xf()?;
-            let axes = axes_of(axes, opt(inputs, 1))?;
-            let axes: Vec<usize> = match axes {
-                Some(a) if !a.is_empty() => a
-                    .iter()
-                    .map(|&v| norm_axis(v, x.rank()))
-                    .collect::<R<_>>()?,
-                _ if *noop_with_empty_axes => return Ok(vec![Value::Float(x.clone())]),
-                _ => (0..x.rank()).collect(),
-            };
-            let mut y = if *mean {
-                x.mean_keepdim(axes.clone())?
-            } else {
-                x.sum_keepdim(axes.clone())?
-            };
-            if !keep_dims {
-                let dims: Vec<usize> = x
-                    .dims()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !axes.contains(i))
-                    .map(|(_, &d)| d)
-                    .collect();
-                y = y.reshape(dims)?;
-            }
-            Value::Float(y)
-        }
-    };
-    Ok(vec![out])
+        _ => candle_core::bail!("not an arithmetic operator"),
+    })
 }
 
 pub(crate) fn scalar(v: &Value) -> R<f64> {
