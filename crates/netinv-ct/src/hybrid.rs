@@ -459,10 +459,9 @@ impl<N: InvertibleNet + ?Sized, O: LinearOperator + ?Sized> HybridRun<'_, N, O> 
             .collect()
     }
 
-    /// Ends the loop: every image with its records and final state.
-    ///
-    /// # Errors
-    /// Observer errors of the final state's bookkeeping (none without observers).
+    /// Ends the loop: every image with its records and final state (termination
+    /// `MaxIterations`; [`HybridReconstructor::reconstruct`] replaces the state by its
+    /// monitor's).
     pub fn finish(self) -> Vec<HybridReconstruction> {
         let images = self.sirt.images();
         self.records

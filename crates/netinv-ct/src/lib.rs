@@ -55,7 +55,7 @@ pub use config::{HybridConfig, InversionTerms, LabelMode, NetTerms};
 pub use converged::{ClassPriorConfig, ClassPriorReconstruction, ClassPriorSolver};
 pub use error::{Error, Result};
 pub use hybrid::{
-    half_residual, HybridReconstruction, HybridReconstructor, IterationRecord, StepKind,
+    half_residual, HybridReconstruction, HybridReconstructor, HybridRun, IterationRecord, StepKind,
 };
 pub use net::{class_loss, predict_class};
 pub use scan::{detector_count, scan_operator};

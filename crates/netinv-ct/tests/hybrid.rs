@@ -518,3 +518,31 @@ fn bad_input_is_a_clear_error() {
         })
     ));
 }
+
+/// Stepping a `HybridRun` by hand is the batch reconstruction, bit for bit, and the run
+/// refuses a step past the schedule.
+#[test]
+fn a_stepped_run_is_the_batch_reconstruction() {
+    let net = trained();
+    let op = scan_operator(28, 4).unwrap();
+    let sinos: Vec<Array2<f32>> = (0..2).map(|i| op.apply(digit(i).0.view())).collect();
+    let views: Vec<_> = sinos.iter().map(|s| s.view()).collect();
+    let labels = [LabelMode::Predicted, LabelMode::Oracle(digit(1).1)];
+    let hybrid = HybridReconstructor::new(rec_cfg()).unwrap();
+    let mut run = hybrid.start_batch(net, &op, &views, &labels).unwrap();
+    let mut kinds = Vec::new();
+    while !run.done() {
+        let records = run.step().unwrap();
+        assert_eq!(records.len(), 2);
+        kinds.push(records[0].kind);
+    }
+    assert!(run.step().is_err());
+    assert_eq!(kinds.len(), rec_cfg().total_iterations());
+    let n_inv = kinds.iter().filter(|k| **k == StepKind::Inversion).count();
+    assert_eq!(n_inv, 2);
+    let stepped: Vec<Vec<u32>> = (0..2).map(|k| bits(&run.image(k).to_owned())).collect();
+    let batch = hybrid.reconstruct_batch(net, &op, &views, &labels).unwrap();
+    for (k, rec) in batch.iter().enumerate() {
+        assert_eq!(bits(&rec.image), stepped[k], "image {k}");
+    }
+}
