@@ -1,7 +1,7 @@
 //! Scoring images: the judge's verdict, the acceptance test's noise images and the
 //! model-free class-mean correlation.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use ndarray::{Array4, ArrayView4, Axis};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bridge::array4_to_tensor;
 use crate::error::invalid;
+use crate::train::softmax_rows;
 use crate::{Classifier, Error, Result};
 
 /// The judge's verdict on a batch of images.
@@ -43,20 +44,6 @@ fn check_targets(n: usize, targets: &[u32], classes: usize) -> Result<()> {
         )),
         None => Ok(()),
     }
-}
-
-/// Softmax of each row of `[b, k]` logits, `exp(z - max) / sum exp(z - max)` in f64.
-fn softmax_rows(logits: &candle_core::Tensor) -> Result<Vec<Vec<f32>>> {
-    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            exps.iter().map(|e| (e / sum) as f32).collect()
-        })
-        .collect())
 }
 
 /// Index of the largest value (the first one on ties).

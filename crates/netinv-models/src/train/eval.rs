@@ -91,3 +91,20 @@ pub fn evaluate<M: ModuleT + ?Sized>(
         confusion,
     })
 }
+/// Softmax of each row of `[b, k]` logits, `exp(z - max) / sum exp(z - max)` in f64, as
+/// f32 probabilities per row.
+///
+/// # Errors
+/// [`crate::Error::Candle`] for logits that are not two-dimensional.
+pub fn softmax_rows(logits: &candle_core::Tensor) -> Result<Vec<Vec<f32>>> {
+    let rows = logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            exps.iter().map(|e| (e / sum) as f32).collect()
+        })
+        .collect())
+}

@@ -28,7 +28,7 @@ mod trainer;
 pub use adversarial::{attack_accuracy, fgsm_example, pgd_example, Attack, EVAL_BATCH};
 pub use config::{Adversarial, LrSchedule, OptimizerKind, TrainConfig};
 pub use custom_loss::{evaluate_with, TrainLoss};
-pub use eval::{evaluate, Evaluation};
+pub use eval::{evaluate, softmax_rows, Evaluation};
 pub use host_optim::{HostAdam, HostSgd};
 pub use loss::{cross_entropy, loss_for, soft_cross_entropy};
 pub use optim::{Adam, AdamParams, OptimizerState, SgdMomentum, SgdParams};
