@@ -6,18 +6,25 @@
 //!
 //! ```text
 //! cargo run --example prototype_study -- --seeds 3 --dims 2,3,5 --out runs/prototypes \
-//!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N]
+//!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N --quick]
 //! ```
+//!
+//! `--quick` (a smoke test, not a result): one seed, D in {2, 5}, one epoch on the first
+//! 1,000 training digits, 50 inversion steps; the judge only if one is cached in `--judge`
+//! (otherwise `judge_accuracy` is null). It cannot be combined with the flags it sets.
 //!
 //! Writes to `--out`: `study.json` (a list of `{"kind", "dim", "seed", "precision",
 //! "recall", "f1", "judge_accuracy"}`, fractions in [0, 1], `judge_accuracy` null when not
-//! inverted), `baseline.json` (the cross-entropy nets' F1 and judge accuracy), one folder
+//! inverted or not judged), `baseline.json` (the cross-entropy nets' F1 and judge
+//! accuracy), one folder
 //! per run with the checkpoint, `prototypes.json` and, for inverted nets, `images.npy`
 //! (float32 `[10, 28, 28]`, classes 0..9); `embedding_<kind>_d2_s<seed>.png` (test
 //! embeddings coloured by class on the circle / Poincare disk, prototypes as large dots)
 //! and `embedding_<kind>_d3_s<seed>.png` (the same in 3-D, projected on the first two
 //! coordinates).
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "plot_support/mod.rs"]
 mod plot_support;
 #[path = "invert_support/mod.rs"]
@@ -45,35 +52,48 @@ use serde::Serialize;
 #[derive(Parser, Debug)]
 struct Args {
     /// Number of seeds (0..N).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flag_support::at_least_one_u64)]
     seeds: u64,
     /// Embedding dimensions, comma-separated.
-    #[arg(long, default_value = "2,3,5", value_delimiter = ',')]
+    #[arg(long, default_value = "2,3,5", value_delimiter = ',', value_parser = flag_support::at_least_one)]
     dims: Vec<usize>,
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
     /// Training epochs (Adam).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = flag_support::at_least_one)]
     epochs: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = flag_support::positive)]
     lr: f64,
     /// Busemann penalty slope s (phi = s D).
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, value_parser = flag_support::positive)]
     slope: f64,
     /// Inversion steps (reference settings otherwise).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = flag_support::at_least_one)]
     steps: usize,
     /// Judge folder (trained there if missing).
     #[arg(long, default_value = "runs/judge")]
     judge: PathBuf,
     /// Use only the first N training images (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = flag_support::at_least_one)]
     train: Option<usize>,
-    /// D whose nets are inverted.
+    /// D whose nets are inverted (one of `--dims`).
     #[arg(long, default_value_t = 5)]
     invert_dim: usize,
+    /// Smoke-test settings (see the header); judges only with a cached judge.
+    #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "steps", "train", "invert_dim"])]
+    quick: bool,
+}
+
+impl Args {
+    /// The `--quick` settings in place of the defaults.
+    fn apply_quick(&mut self) {
+        if self.quick {
+            (self.seeds, self.dims, self.epochs) = (1, vec![2, 5], 1);
+            (self.steps, self.train, self.invert_dim) = (50, Some(1000), 5);
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -93,18 +113,55 @@ struct Baseline {
     precision: f64,
     recall: f64,
     f1: f64,
-    judge_accuracy: f64,
+    judge_accuracy: Option<f64>,
+}
+
+/// Checks what clap's value parsers cannot: flags against each other, the data size and
+/// the folders, before a judge or a net is trained.
+fn validate(args: &Args, training_digits: usize) -> Result<()> {
+    flag_support::distinct("--dims", &args.dims)?;
+    if !args.dims.contains(&args.invert_dim) {
+        let dims: Vec<String> = args.dims.iter().map(usize::to_string).collect();
+        anyhow::bail!(
+            "--invert-dim {} is not one of --dims {}: no prototype net would be inverted",
+            args.invert_dim,
+            dims.join(",")
+        );
+    }
+    if let Some(n) = args.train.filter(|&n| n > training_digits) {
+        anyhow::bail!("--train {n}: only {training_digits} training digits are embedded");
+    }
+    for &dim in &args.dims {
+        place_prototypes(10, dim, &PlacementConfig::default())
+            .with_context(|| format!("--dims {dim}"))?;
+    }
+    flag_support::output_folder("--out", &args.out)?;
+    flag_support::cache_folder("--judge", &args.judge, netinv::models::JUDGE_FILE, "judge")
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    netinv::core::install_cleanup_handler()?;
+    let mut args = Args::parse();
+    args.apply_quick();
     let mnist = netinv::data::Mnist::embedded()?;
+    validate(&args, mnist.train().len())?;
     let train = match args.train {
         Some(n) => mnist.train().take(n),
         None => mnist.train().clone(),
     };
     let test = mnist.test();
-    let judge = support::judge(&args.judge, &mnist)?;
+    let judge = if args.quick {
+        let cached = support::cached_judge(&args.judge)?;
+        if cached.is_none() {
+            eprintln!(
+                "--quick: no cached judge in {}, the images are not judged",
+                args.judge.display()
+            );
+        }
+        cached
+    } else {
+        Some(support::judge(&args.judge, &mnist)?)
+    };
     let dev = Device::Cpu;
     let train_cfg = |seed: u64| TrainConfig {
         epochs: args.epochs,
@@ -139,18 +196,21 @@ fn main() -> Result<()> {
             &mut Monitor::new(),
         )?;
         support::write_images_npy(&dir.join("images.npy"), &inverted.images)?;
-        let verdict = judge.verdict(inverted.images.view(), &targets)?;
+        let judge_accuracy = match &judge {
+            Some(judge) => Some(judge.verdict(inverted.images.view(), &targets)?.accuracy),
+            None => None,
+        };
         eprintln!(
-            "seed {seed} cross-entropy: F1 {:.4}, judge {:.1} / 10",
+            "seed {seed} cross-entropy: F1 {:.4}, judge {}",
             ev.macro_f1,
-            10.0 * verdict.accuracy
+            judged_text(judge_accuracy)
         );
         baselines.push(Baseline {
             seed,
             precision: ev.macro_precision,
             recall: ev.macro_recall,
             f1: ev.macro_f1,
-            judge_accuracy: verdict.accuracy,
+            judge_accuracy,
         });
         for &dim in &args.dims {
             let placement = place_prototypes(
@@ -166,11 +226,23 @@ fn main() -> Result<()> {
             }
             for kind in [PrototypeKind::Hyperspherical, PrototypeKind::Busemann] {
                 let row = run_one(
-                    &args, kind, dim, seed, &placement, &train, test, &judge, &inv_cfg,
+                    &args,
+                    kind,
+                    dim,
+                    seed,
+                    &placement,
+                    &train,
+                    test,
+                    judge.as_ref(),
+                    &inv_cfg,
                 )?;
                 eprintln!(
-                    "seed {seed} {} D{dim}: P {:.4} R {:.4} F1 {:.4} judge {:?}",
-                    row.kind, row.precision, row.recall, row.f1, row.judge_accuracy
+                    "seed {seed} {} D{dim}: P {:.4} R {:.4} F1 {:.4} judge {}",
+                    row.kind,
+                    row.precision,
+                    row.recall,
+                    row.f1,
+                    judged_text(row.judge_accuracy)
                 );
                 rows.push(row);
                 write_json(args.out.join("study.json"), &rows)?;
@@ -191,7 +263,7 @@ fn run_one(
     placement: &netinv::prototypes::Placement,
     train: &Dataset,
     test: &Dataset,
-    judge: &Judge,
+    judge: Option<&Judge>,
     inv_cfg: &InversionConfig,
 ) -> Result<Row> {
     let dev = Device::Cpu;
@@ -235,7 +307,10 @@ fn run_one(
         let start = inverter.gaussian_init(10, (1, 28, 28), &dev)?;
         let out = inverter.run(&frozen, &objective, &start, &mut Monitor::new())?;
         support::write_images_npy(&dir.join("images.npy"), &out.images)?;
-        Some(judge.verdict(out.images.view(), &targets)?.accuracy)
+        match judge {
+            Some(judge) => Some(judge.verdict(out.images.view(), &targets)?.accuracy),
+            None => None,
+        }
     } else {
         None
     };
@@ -338,10 +413,16 @@ fn summary(rows: &[Row], baselines: &[Baseline], dims: &[usize]) {
         }
     }
     let f: Vec<f64> = baselines.iter().map(|b| b.f1).collect();
-    let j: Vec<f64> = baselines.iter().map(|b| b.judge_accuracy).collect();
-    println!(
-        "cross-entropy   10 F1 {:.4}, judge {:.1} / 10",
-        mean(&f),
-        10.0 * mean(&j)
-    );
+    let j: Vec<f64> = baselines.iter().filter_map(|b| b.judge_accuracy).collect();
+    let judge = if j.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{:.1} / 10", 10.0 * mean(&j))
+    };
+    println!("cross-entropy   10 F1 {:.4}, judge {judge}", mean(&f));
+}
+
+/// A judge accuracy as "7.0 / 10", or "-" for images not inverted or not judged.
+fn judged_text(accuracy: Option<f64>) -> String {
+    accuracy.map_or("-".into(), |a| format!("{:.1} / 10", 10.0 * a))
 }

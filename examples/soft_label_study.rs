@@ -4,8 +4,13 @@
 //! ```text
 //! cargo run --release --example soft_label_study -- --seeds N --out DIR
 //!     [--epochs 4,20 --steps 1000 --generated-per-real 0.5 --distinct-classes --beta 0.4
-//!      --vae runs/vae --judge runs/judge]
+//!      --vae runs/vae --judge runs/judge --quick]
 //! ```
+//!
+//! `--quick` (a smoke test, not a result): one seed, one epoch, 50 inversion steps, 0.1
+//! interpolations per real digit; the judge only if one is cached in `--judge` (otherwise
+//! `judge_accuracy` is null). The VAE is still loaded from, or trained into, `--vae`. It
+//! cannot be combined with the flags it sets.
 //!
 //! For every training length in `--epochs`, seed `0..N`, optimiser (SGD: `TrainConfig::sgd()`,
 //! Adam: `TrainConfig::adam()`) and data (`real`: the 8,000 training digits; `real+interp`:
@@ -22,6 +27,8 @@
 //! data and length), per run `runs/<name>/` with `task1.png`, `task1.json`, `images.npy`,
 //! and the trained nets under `nets/` (reused when present).
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "interp_support/mod.rs"]
 mod interp_support;
 #[path = "invert_support/mod.rs"]
@@ -49,25 +56,26 @@ use serde_json::json;
 #[derive(Debug, Parser)]
 struct Args {
     /// Seeds per setting.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flag_support::at_least_one_u64)]
     seeds: u64,
     /// Output folder.
     #[arg(long, default_value = "runs/soft_label_study")]
     out: PathBuf,
     /// Training lengths in epochs.
-    #[arg(long, value_delimiter = ',', default_value = "4,20")]
+    #[arg(long, value_delimiter = ',', default_value = "4,20", value_parser = flag_support::at_least_one)]
     epochs: Vec<usize>,
     /// Inversion steps.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = flag_support::at_least_one)]
     steps: usize,
-    /// Interpolations per real digit and epoch.
-    #[arg(long, default_value_t = 0.5)]
+    /// Interpolations per real digit and epoch (> 0: with 0 both arms would train on the
+    /// same data).
+    #[arg(long, default_value_t = 0.5, value_parser = flag_support::positive)]
     generated_per_real: f64,
     /// Draw the two digits of a pair from different classes.
     #[arg(long)]
     distinct_classes: bool,
     /// Draw the weights from Beta(BETA, BETA) instead of U(0, 1).
-    #[arg(long)]
+    #[arg(long, value_parser = flag_support::positive)]
     beta: Option<f64>,
     /// VAE folder (trained there, 30 epochs, if missing).
     #[arg(long, default_value = "runs/vae")]
@@ -75,6 +83,19 @@ struct Args {
     /// Judge folder (trained there if missing).
     #[arg(long, default_value = "runs/judge")]
     judge: PathBuf,
+    /// Smoke-test settings (see the header); judges only with a cached judge.
+    #[arg(long, conflicts_with_all = ["seeds", "epochs", "steps", "generated_per_real"])]
+    quick: bool,
+}
+
+impl Args {
+    /// The `--quick` settings in place of the defaults.
+    fn apply_quick(&mut self) {
+        if self.quick {
+            (self.seeds, self.epochs) = (1, vec![1]);
+            (self.steps, self.generated_per_real) = (50, 0.1);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,10 +179,33 @@ fn table(rows: &[Row]) -> String {
     s
 }
 
+/// Checks what clap's value parsers cannot (repeated lengths, the folders) before a judge,
+/// a VAE or a net is trained.
+fn validate(args: &Args) -> Result<()> {
+    flag_support::distinct("--epochs", &args.epochs)?;
+    flag_support::output_folder("--out", &args.out)?;
+    flag_support::cache_folder("--vae", &args.vae, netinv::models::VAE_CONFIG_FILE, "VAE")?;
+    flag_support::cache_folder("--judge", &args.judge, netinv::models::JUDGE_FILE, "judge")
+}
+
 fn main() -> Result<()> {
-    let args = Args::parse();
+    netinv::core::install_cleanup_handler()?;
+    let mut args = Args::parse();
+    args.apply_quick();
+    validate(&args)?;
     let mnist = Mnist::embedded()?;
-    let judge = support::judge(&args.judge, &mnist)?;
+    let judge = if args.quick {
+        let cached = support::cached_judge(&args.judge)?;
+        if cached.is_none() {
+            eprintln!(
+                "--quick: no cached judge in {}, the images are not judged",
+                args.judge.display()
+            );
+        }
+        cached
+    } else {
+        Some(support::judge(&args.judge, &mnist)?)
+    };
     let vae = interp_support::load_or_train_vae(
         &VaeConfig::default(),
         &VaeTrainConfig {
@@ -189,7 +233,7 @@ fn main() -> Result<()> {
     );
     let inv = InversionConfig {
         steps: args.steps,
-        snapshots: vec![100],
+        snapshots: [100].into_iter().filter(|&s| s < args.steps).collect(),
         ..Default::default()
     };
     write_json(
@@ -222,7 +266,8 @@ fn main() -> Result<()> {
                         load_or_train_on_interp(&cfg, seed, &source, &mnist, &net_dir, &name)?
                     };
                     let dir = args.out.join("runs").join(&name);
-                    let t1 = support::task1(&net, Some(&judge), mnist.train(), &inv, &dir, false)?;
+                    let t1 =
+                        support::task1(&net, judge.as_ref(), mnist.train(), &inv, &dir, false)?;
                     let row = Row {
                         optimizer: opt.to_string(),
                         data: data.to_string(),
@@ -233,9 +278,11 @@ fn main() -> Result<()> {
                         class_mean_corr: t1.class_mean_corr,
                         self_confidence: t1.self_confidence,
                     };
+                    let judged = t1
+                        .judge_accuracy
+                        .map_or("-".into(), |a| format!("{:.0}/10", 10.0 * a));
                     println!(
-                        "{name}: test acc {test_accuracy:.4}, judge {:.0}/10, corr {:.3}, own conf {:.3}",
-                        10.0 * row.judge_accuracy,
+                        "{name}: test acc {test_accuracy:.4}, judge {judged}, corr {:.3}, own conf {:.3}",
                         row.class_mean_corr,
                         row.self_confidence
                     );

@@ -12,6 +12,8 @@
 //! the thesis's figure 3.2) and `summary.json` (test ELBO, judge accuracy on the
 //! reconstructions of the first 100 test digits, seconds per epoch).
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "interp_support/mod.rs"]
 mod interp_support;
 #[path = "invert_support/mod.rs"]
@@ -37,16 +39,16 @@ struct Args {
     #[arg(long, default_value = "runs/vae")]
     out: PathBuf,
     /// Training epochs (the other examples train 30 when they find no VAE).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = flag_support::at_least_one)]
     epochs: usize,
     /// Latent dimension.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = flag_support::at_least_one)]
     latent: usize,
     /// Seed of the weights, shuffling and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = flag_support::positive)]
     lr: f64,
     /// Judge folder (trained there if missing).
     #[arg(long, default_value = "runs/judge")]
@@ -54,7 +56,11 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let args = Args::parse();
+    // The VAE is written into --out: refuse a folder that holds something else.
+    flag_support::cache_folder("--out", &args.out, netinv::models::VAE_CONFIG_FILE, "VAE")?;
+    flag_support::cache_folder("--judge", &args.judge, netinv::models::JUDGE_FILE, "judge")?;
     let device = Device::Cpu;
     let mnist = netinv::data::Mnist::embedded()?;
     let cfg = VaeConfig {
@@ -127,6 +133,15 @@ fn main() -> Result<()> {
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
     });
     write_json(args.out.join("summary.json"), &summary)?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    println!(
+        "VAE (latent {}, {} epochs, {:.1} s each): test ELBO {test_elbo:.2} nats per image \
+         (reconstruction NLL {test_recon:.2}, KL {test_kl:.2}); the judge recognises {:.0} of 100 \
+         reconstructions; wrote {}",
+        args.latent,
+        args.epochs,
+        seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
+        100.0 * verdict.accuracy,
+        args.out.display()
+    );
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! `latent_means.json` (the embedded points `[2000 x k]` and labels). Without
 //! `--parallel` the fit runs on one thread and repeats bit for bit.
 
+#[path = "flag_support/mod.rs"]
+mod flag_support;
 #[path = "interp_support/mod.rs"]
 mod interp_support;
 #[path = "plot_support/mod.rs"]
@@ -37,17 +39,17 @@ struct Args {
     /// VAE folder (trained there if missing).
     #[arg(long, default_value = "runs/vae")]
     vae: PathBuf,
-    /// Perplexity.
-    #[arg(long, default_value_t = 30.0)]
+    /// Perplexity (> 0, below a third of the number of points).
+    #[arg(long, default_value_t = 30.0, value_parser = flag_support::positive)]
     perplexity: f64,
     /// Gradient iterations.
     #[arg(long, default_value_t = 1000)]
     epochs: usize,
     /// Barnes-Hut opening angle.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = flag_support::positive)]
     theta: f64,
     /// Learning rate.
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 200.0, value_parser = flag_support::positive)]
     lr: f64,
     /// Seed of the initial embedding.
     #[arg(long, default_value_t = 0)]
@@ -120,9 +122,44 @@ fn scatter(path: &Path, xy: &[f32], labels: &[u8], title: &str, font: bool) -> R
     plot_support::write_rgb_png(path, w, h, buf)
 }
 
+/// The t-SNE settings of the flags.
+fn tsne_config(args: &Args) -> TsneConfig {
+    TsneConfig {
+        perplexity: args.perplexity,
+        theta: args.theta,
+        epochs: args.epochs,
+        learning_rate: Some(args.lr),
+        seed: args.seed,
+        deterministic: !args.parallel,
+    }
+}
+
+/// Checks every flag before a VAE is trained or a file written: the t-SNE settings (with
+/// the perplexity against the number of points) and the folders.
+fn validate(args: &Args, points: usize) -> Result<()> {
+    if args.epochs < 250 {
+        anyhow::bail!(
+            "--epochs {}: must be at least 250 (t-SNE's early-exaggeration phase)",
+            args.epochs
+        );
+    }
+    tsne_config(args).validate()?;
+    if 3.0 * args.perplexity.floor() >= points as f64 - 1.0 {
+        anyhow::bail!(
+            "--perplexity {}: too large for {points} points (needs 3 * perplexity < {})",
+            args.perplexity,
+            points - 1
+        );
+    }
+    flag_support::output_folder("--out", &args.out)?;
+    flag_support::cache_folder("--vae", &args.vae, netinv::models::VAE_CONFIG_FILE, "VAE")
+}
+
 fn main() -> Result<()> {
+    netinv::core::install_cleanup_handler()?;
     let args = Args::parse();
     let mnist = netinv::data::Mnist::embedded()?;
+    validate(&args, mnist.test().len())?;
     let vae = interp_support::load_or_train_vae(
         &VaeConfig::default(),
         &VaeTrainConfig {
@@ -136,14 +173,7 @@ fn main() -> Result<()> {
     let k = vae.config().latent_dim;
     let test = mnist.test();
     let means = vae.encode_means(test, &Device::Cpu)?;
-    let cfg = TsneConfig {
-        perplexity: args.perplexity,
-        theta: args.theta,
-        epochs: args.epochs,
-        learning_rate: Some(args.lr),
-        seed: args.seed,
-        deterministic: !args.parallel,
-    };
+    let cfg = tsne_config(&args);
     let started = Instant::now();
     let cpu0 = cpu_seconds();
     let xy = tsne_2d(&means, k, &cfg)?;
