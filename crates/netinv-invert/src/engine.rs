@@ -1,6 +1,6 @@
 //! The inversion optimiser: the image batch is the only variable.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use ndarray::Array4;
 use netinv_core::{IterState, Monitor, StopRule, Termination};
 use rand::rngs::StdRng;
@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
 use crate::{
-    AnisotropicTv, CrossEntropy, Error, InversionConfig, InversionRun, InvertibleNet, IsotropicTv,
-    L2Norm, Objective, Prior, Result, SquaredTv,
+    AnisotropicTv, CrossEntropy, InversionConfig, InversionRun, InvertibleNet, IsotropicTv, L2Norm,
+    Objective, Prior, Result, SquaredTv,
 };
 
 /// The images after a chosen iteration.
@@ -128,16 +128,6 @@ impl std::fmt::Debug for Inverter {
             .field("extra_priors", &self.extra.len())
             .finish()
     }
-}
-
-/// `x` `[b, c, h, w]` as a host array (f32).
-pub(crate) fn to_array4(x: &Tensor) -> Result<Array4<f32>> {
-    let (b, c, h, w) = x.dims4()?;
-    let data = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Array4::from_shape_vec((b, c, h, w), data).map_err(|e| Error::Shape {
-        expected: format!("[{b}, {c}, {h}, {w}]"),
-        got: e.to_string(),
-    })
 }
 
 impl Inverter {

@@ -6,7 +6,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use ndarray::Array4;
 use netinv_core::{IterState, Monitor, Termination};
 
-use crate::engine::{to_array4, Inversion, Snapshot, StepRecord};
+use netinv_models::bridge::tensor_to_array4;
+use netinv_models::train::{AdamParams, HostAdam, HostSgd, SgdParams};
+
+use crate::engine::{Inversion, Snapshot, StepRecord};
 use crate::objective::softmax_rows;
 use crate::prior::{roll_image, total_penalty};
 use crate::{
@@ -14,63 +17,52 @@ use crate::{
     Objective, Prior, Result,
 };
 
-/// The state of the image optimiser: Adam's moments (or SGD's momentum in `first`) and
-/// the number of updates since the last reset (Adam's bias-correction step).
+/// The image optimiser (netinv-models' host Adam / SGD on the f32 pixels, f64
+/// arithmetic) and the clamp after every update.
 #[derive(Debug, Clone)]
-struct OptimizerState {
-    first: Vec<f32>,
-    second: Vec<f32>,
-    updates: usize,
+enum ImageStep {
+    Adam(HostAdam),
+    Sgd(HostSgd),
 }
 
-impl OptimizerState {
-    fn new(n: usize) -> Self {
-        Self {
-            first: vec![0.0; n],
-            second: vec![0.0; n],
-            updates: 0,
+impl ImageStep {
+    /// A fresh optimiser for `n` pixels as `cfg` says (no moments, step count 0).
+    fn new(cfg: &InversionConfig, n: usize) -> Self {
+        match cfg.optimizer {
+            ImageOptimizer::Adam { beta1, beta2, eps } => ImageStep::Adam(HostAdam::new(
+                n,
+                AdamParams {
+                    lr: cfg.lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay: 0.0,
+                },
+            )),
+            ImageOptimizer::Sgd { momentum } => ImageStep::Sgd(HostSgd::new(
+                n,
+                SgdParams {
+                    lr: cfg.lr,
+                    momentum,
+                    nesterov: false,
+                    weight_decay: 0.0,
+                },
+            )),
         }
     }
 
-    fn reset(&mut self) {
-        self.first.fill(0.0);
-        self.second.fill(0.0);
-        self.updates = 0;
-    }
-
     /// One update of the host image `xs` with gradient `grad`, then the clamp of `cfg`.
-    fn update(&mut self, cfg: &InversionConfig, xs: &mut [f32], grad: &[f32]) {
-        self.updates += 1;
-        let t = self.updates;
-        let lr = cfg.lr;
-        let (m, v) = (&mut self.first, &mut self.second);
-        match cfg.optimizer {
-            ImageOptimizer::Adam { beta1, beta2, eps } => {
-                let c1 = 1.0 - beta1.powi(t as i32);
-                let c2 = 1.0 - beta2.powi(t as i32);
-                for i in 0..xs.len() {
-                    let g = f64::from(grad[i]);
-                    let mi = beta1 * f64::from(m[i]) + (1.0 - beta1) * g;
-                    let vi = beta2 * f64::from(v[i]) + (1.0 - beta2) * g * g;
-                    m[i] = mi as f32;
-                    v[i] = vi as f32;
-                    let step = lr * (mi / c1) / ((vi / c2).sqrt() + eps);
-                    xs[i] = (f64::from(xs[i]) - step) as f32;
-                }
-            }
-            ImageOptimizer::Sgd { momentum } => {
-                for i in 0..xs.len() {
-                    let u = momentum * f64::from(m[i]) + f64::from(grad[i]);
-                    m[i] = u as f32;
-                    xs[i] = (f64::from(xs[i]) - lr * u) as f32;
-                }
-            }
+    fn update(&mut self, cfg: &InversionConfig, xs: &mut [f32], grad: &[f32]) -> Result<()> {
+        match self {
+            ImageStep::Adam(adam) => adam.step(xs, grad)?,
+            ImageStep::Sgd(sgd) => sgd.step(xs, grad)?,
         }
         if let Some([lo, hi]) = cfg.clamp {
             for value in xs.iter_mut() {
                 *value = value.clamp(lo, hi);
             }
         }
+        Ok(())
     }
 }
 
@@ -138,7 +130,7 @@ pub struct InversionRun<'a, N: InvertibleNet + ?Sized> {
     device: Device,
     x: Var,
     xs: Vec<f32>,
-    optimizer: OptimizerState,
+    optimizer: ImageStep,
     initial: Array4<f32>,
     state: IterState,
     history: Vec<StepRecord>,
@@ -201,7 +193,7 @@ impl<'a, N: InvertibleNet + ?Sized> InversionRun<'a, N> {
         let device = init.device().clone();
         let xs = finite_pixels(init, "initial image", 0)?;
         let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), shape, &device)?)?;
-        let initial = to_array4(x.as_tensor())?;
+        let initial = tensor_to_array4(x.as_tensor())?;
         let bn_prior = (cfg.bn > 0.0)
             .then(|| BnStatsPrior::new(cfg.bn))
             .transpose()?;
@@ -218,7 +210,7 @@ impl<'a, N: InvertibleNet + ?Sized> InversionRun<'a, N> {
             snapshot_at,
             shape,
             device,
-            optimizer: OptimizerState::new(xs.len()),
+            optimizer: ImageStep::new(cfg, xs.len()),
             x,
             xs,
             initial,
@@ -283,7 +275,7 @@ impl<'a, N: InvertibleNet + ?Sized> InversionRun<'a, N> {
     /// next steps are those of a fresh run from the current images (the iteration count,
     /// history, snapshots and jitter sequence go on).
     pub fn reset_optimizer(&mut self) {
-        self.optimizer.reset();
+        self.optimizer = ImageStep::new(self.inverter.config(), self.xs.len());
     }
 
     /// The iteration state after the latest step.
@@ -383,7 +375,7 @@ impl<'a, N: InvertibleNet + ?Sized> InversionRun<'a, N> {
         let t = self.state.iteration + 1;
         let (eval, grad) = self.evaluate()?;
         self.optimizer
-            .update(self.inverter.config(), &mut self.xs, &grad);
+            .update(self.inverter.config(), &mut self.xs, &grad)?;
         self.x.set(&Tensor::from_vec(
             self.xs.clone(),
             self.shape,
@@ -439,7 +431,7 @@ impl<'a, N: InvertibleNet + ?Sized> InversionRun<'a, N> {
         let final_x = self.x.as_tensor().detach();
         let probabilities = softmax_rows(&self.net.forward(&final_x)?)?;
         Ok(Inversion {
-            images: to_array4(&final_x)?,
+            images: tensor_to_array4(&final_x)?,
             initial: self.initial,
             snapshots: self.snapshots,
             history: self.history,

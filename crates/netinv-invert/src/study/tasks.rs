@@ -3,6 +3,7 @@
 use candle_core::{Device, Tensor};
 use ndarray::{Array4, ArrayView2, Axis};
 use netinv_core::Monitor;
+use netinv_models::bridge::array4_to_tensor;
 use serde::{Deserialize, Serialize};
 
 use super::mean;
@@ -166,12 +167,7 @@ impl Task2 {
             self.inverter
                 .invert_classes(net, &[self.to], Some(&init), &Device::Cpu, monitor)?;
         let all = Task2Run::stack(&inversion)?;
-        let (n, c, h, w) = all.dim();
-        let x = Tensor::from_vec(
-            all.iter().copied().collect::<Vec<f32>>(),
-            (n, c, h, w),
-            &Device::Cpu,
-        )?;
+        let x = array4_to_tensor(all.view(), &Device::Cpu)?;
         let net_predictions = net.predict(&x)?;
         let net_first = first_iteration_of(&net_predictions, self.to);
         Ok(Task2Run {
