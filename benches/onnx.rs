@@ -32,6 +32,7 @@ fn threads() -> usize {
 }
 
 fn bench_inversion(c: &mut Criterion<CpuTime>) {
+    netinv::core::retain_freed_memory();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/netinv-onnx/tests/fixtures");
     let targets: Vec<u32> = (0..10).collect();
     let cfg = InversionConfig {

@@ -42,6 +42,8 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // candle allocates a fresh buffer per op: keep freed blocks instead of page-faulting anew
+    netinv::core::retain_freed_memory();
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }

@@ -146,6 +146,8 @@ fn load(args: &Args) -> Result<(OnnxNet, Vec<u32>)> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // candle allocates a fresh buffer per op: keep freed blocks instead of page-faulting anew
+    netinv::core::retain_freed_memory();
     let cfg = args.config();
     cfg.validate().context("invalid settings")?;
     if args.out.is_file() {
