@@ -10,6 +10,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
 /// Process CPU time in ns (64-bit Linux), or `None` elsewhere.
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)] // one FFI call; SAFETY comment at the call
 fn process_cpu_ns() -> Option<u64> {
     #[repr(C)]
     struct Timespec {

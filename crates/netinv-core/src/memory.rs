@@ -14,6 +14,7 @@
 /// let v = vec![0u8; 20 << 20];
 /// assert_eq!(v.len(), 20 << 20);
 /// ```
+#[allow(unsafe_code)] // mallopt through FFI; SAFETY comment at the call
 pub fn retain_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

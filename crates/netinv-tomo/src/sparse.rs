@@ -219,6 +219,7 @@ type RowsKernel = fn(Entries<'_>, &[f32], usize, &mut [f32]);
 /// it (8 or 4 f64 lanes instead of SSE2's 2; separate multiply and add, no FMA, so the bits
 /// are the same as the scalar product's). AVX-512 was 0-20% faster than AVX2 (noisy) on the
 /// CT study's batches (`csr-batch` bench, docs/performance.md).
+#[allow(unsafe_code)] // calls the target-feature kernels after detecting the feature
 fn rows_times_batch_kernel() -> RowsKernel {
     #[cfg(target_arch = "x86_64")]
     {
@@ -240,12 +241,14 @@ fn rows_times_batch_kernel() -> RowsKernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(unsafe_code)] // unsafe only because of target_feature; callers check the CPU
 unsafe fn rows_times_batch_avx512(entries: Entries<'_>, v: &[f32], batch: usize, out: &mut [f32]) {
     rows_times_batch(entries, v, batch, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[allow(unsafe_code)] // unsafe only because of target_feature; callers check the CPU
 unsafe fn rows_times_batch_avx2(entries: Entries<'_>, v: &[f32], batch: usize, out: &mut [f32]) {
     rows_times_batch(entries, v, batch, out)
 }

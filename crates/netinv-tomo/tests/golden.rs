@@ -16,13 +16,13 @@ fn data(name: &str) -> PathBuf {
         .join(format!("{name}.npy"))
 }
 
-pub struct Case {
-    pub image: Array2<f32>,
-    pub sino: Array2<f32>,
-    pub op: RayTransform,
+struct Case {
+    image: Array2<f32>,
+    sino: Array2<f32>,
+    op: RayTransform,
 }
 
-pub fn case(name: &str) -> Case {
+fn case(name: &str) -> Case {
     let image = read_npy2(data(&format!("{name}_image"))).unwrap();
     let angles = read_angles(data(&format!("{name}_angles"))).unwrap();
     let meta: Array1<f64> = ndarray_npy::read_npy(data(&format!("{name}_meta"))).unwrap();
@@ -36,7 +36,7 @@ pub fn case(name: &str) -> Case {
     }
 }
 
-pub fn rel_l2(a: &Array2<f32>, reference: &Array2<f32>) -> f64 {
+fn rel_l2(a: &Array2<f32>, reference: &Array2<f32>) -> f64 {
     let num: f64 = a
         .iter()
         .zip(reference)

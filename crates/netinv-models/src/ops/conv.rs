@@ -127,6 +127,8 @@ fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
 /// # Panics
 /// If a stride would reach outside a slice.
 #[allow(clippy::too_many_arguments)]
+// Justified unsafe: see the SAFETY comment inside.
+#[allow(unsafe_code)]
 fn matmul<T: Elem>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
