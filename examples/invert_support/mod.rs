@@ -117,10 +117,6 @@ pub struct Task1Summary {
     pub run: Task1Run,
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
 fn caption(net: u32, judge: Option<&Verdict>, i: usize) -> String {
     match judge {
         Some(v) => format!("n{} j{}", net, v.predictions[i]),
@@ -183,7 +179,7 @@ pub fn task1(
     let summary = Task1Summary {
         judge_accuracy: verdict.as_ref().map(|v| v.accuracy),
         judge_predictions: verdict.as_ref().map(|v| v.predictions.clone()),
-        class_mean_corr: mean(&corr),
+        class_mean_corr: netinv::metrics::stats::mean(&corr),
         class_mean_corr_per_image: corr.clone(),
         self_confidence: run.self_confidence(),
         net_predictions: net_predictions.clone(),

@@ -30,8 +30,3 @@ mod tasks;
 
 pub use optimizer::{recipe_name, OptimizerJob, OptimizerStudy, Row};
 pub use tasks::{first_iteration_of, Task1, Task1Run, Task2, Task2Run};
-
-/// Mean of `values` (0 for none).
-pub(crate) fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}

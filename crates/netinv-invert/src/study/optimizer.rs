@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use netinv_models::train::{Adversarial, OptimizerKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use super::{mean, Task1Run};
+use netinv_metrics::stats::{mean, min_max};
+
+use super::Task1Run;
 use crate::error::invalid;
 use crate::{InversionConfig, Result};
 
@@ -241,13 +243,6 @@ impl OptimizerJob {
     }
 }
 
-/// Mean, min and max of `v`.
-fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (mean(v), min, max)
-}
-
 impl Row {
     /// A Markdown table of `rows` grouped by recipe, epochs and prior setting: judge
     /// accuracy mean (min-max) over the judged seeds ("no judge" if none was judged),
@@ -279,7 +274,7 @@ impl Row {
             let judge = if judged.is_empty() {
                 "no judge".to_string()
             } else {
-                let (jm, jlo, jhi) = stats(&judged);
+                let (jm, (jlo, jhi)) = (mean(&judged), min_max(&judged));
                 format!("{jm:.1} / 10 ({jlo:.0}-{jhi:.0})")
             };
             let cm = mean(&column(|r| r.class_mean_corr));

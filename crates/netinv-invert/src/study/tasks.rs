@@ -3,10 +3,10 @@
 use candle_core::{Device, Tensor};
 use ndarray::{Array4, ArrayView2, Axis};
 use netinv_core::Monitor;
+use netinv_metrics::stats::mean;
 use netinv_models::bridge::array4_to_tensor;
 use serde::{Deserialize, Serialize};
 
-use super::mean;
 use crate::{Error, Inversion, InversionConfig, Inverter, InvertibleNet, Result};
 
 /// Task 1: a batch of 10 seeded noise images (`InversionConfig::seed`) becomes the
