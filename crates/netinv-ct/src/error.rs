@@ -59,6 +59,9 @@ pub enum Error {
     /// Metric errors.
     #[error(transparent)]
     Metrics(#[from] netinv_metrics::Error),
+    /// Model errors (the tensor bridge, the host softmax).
+    #[error(transparent)]
+    Models(#[from] netinv_models::Error),
     /// Observer / monitor errors.
     #[error(transparent)]
     Core(#[from] netinv_core::Error),

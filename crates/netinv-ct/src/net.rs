@@ -9,14 +9,9 @@ use netinv_tomo::LinearOperator;
 
 use crate::{Error, NetTerms, Result};
 
-/// The image as a `[1, 1, rows, cols]` tensor on the CPU.
+/// The image as a `[1, 1, rows, cols]` tensor on the CPU (netinv-models' bridge).
 pub(crate) fn to_tensor(x: ArrayView2<f32>) -> Result<Tensor> {
-    let (r, c) = x.dim();
-    Ok(Tensor::from_vec(
-        x.iter().copied().collect::<Vec<f32>>(),
-        (1, 1, r, c),
-        &Device::Cpu,
-    )?)
+    Ok(netinv_models::bridge::image_to_tensor(x, &Device::Cpu)?)
 }
 
 /// Checks that the operator has angles and that the classifier takes one-channel images of
@@ -172,18 +167,12 @@ pub(crate) fn net_terms_gradient(
 }
 
 /// The class of largest softmax probability (the first on ties) of every row of `logits`
-/// `[b, k]`, the probabilities computed on the host in f64 as
-/// [`InvertibleNet::probabilities`] does (so the classes equal [`InvertibleNet::predict`]'s
-/// for the same logits).
+/// `[b, k]`, with netinv-models' host softmax (so the classes equal
+/// [`InvertibleNet::predict`]'s for the same logits).
 fn classes_of(logits: &Tensor) -> Result<Vec<u32>> {
-    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            let p: Vec<f32> = exps.iter().map(|e| (e / sum) as f32).collect();
+    Ok(netinv_models::train::softmax_rows(logits)?
+        .iter()
+        .map(|p| {
             p.iter()
                 .enumerate()
                 .fold(0, |best, (i, &v)| if v > p[best] { i } else { best }) as u32

@@ -74,18 +74,11 @@ pub fn metrics(truth: ArrayView2<f32>, rec: ArrayView2<f32>) -> Result<(f64, f64
 }
 
 /// The mean and the half-width of its 95% confidence interval, `1.96 s / sqrt(n)` with the
-/// sample standard deviation `s` (NaN for fewer than two values; both NaN when empty).
+/// sample standard deviation `s` (NaN for fewer than two values; both NaN when empty):
+/// [`netinv_metrics::stats::mean_ci95_normal`].
 pub fn mean_ci(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let m = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (m, f64::NAN);
-    }
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, 1.96 * (var / n).sqrt())
+    let ci = netinv_metrics::stats::mean_ci95_normal(v);
+    (ci.mean, ci.half_width)
 }
 
 /// One [`Row`] per setting and arm (settings in the given order, arms in [`ARMS`] order),
