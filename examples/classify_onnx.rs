@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use ndarray::{ArrayD, Axis, Ix4};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray::{Axis, Ix4};
+use ndarray_npy::WriteNpyExt;
 use netinv::invert::InvertibleNet;
 use netinv::onnx::OnnxNet;
 
@@ -53,9 +53,9 @@ fn main() -> Result<()> {
             args.out.display()
         );
     }
-    let file = std::fs::File::open(&args.images)
-        .with_context(|| format!("cannot open --images {}", args.images.display()))?;
-    let images = ArrayD::<f32>::read_npy(file).with_context(|| {
+    // netinv-tomo's reader checks the header's shape against the file size first: a
+    // hostile header cannot ask for a huge allocation
+    let images = netinv::tomo::read_npy_f32(&args.images).with_context(|| {
         format!(
             "--images {} is not a float32 .npy array",
             args.images.display()

@@ -4,20 +4,26 @@
 # that contains the expected words, and no output folder written. Prints a Markdown table
 # (example, arguments, exit code, seconds, first line of the message).
 #
-#   bash tools/ci/bad_inputs.sh [target/release/examples]
+#   bash tools/ci/bad_inputs.sh [target/release/examples] [a trained model folder]
 #
 # In the table file, `{out}` stands for a fresh folder path that must not exist after the
-# run, and `{bad}` for a folder of prepared bad files (made below).
+# run, `{bad}` for a folder of prepared bad files (made below) and `{model}` for a valid
+# classifier checkpoint folder (the second argument, e.g. quickstart's model; rows that
+# need it are skipped, and say so, when it is not given).
 set -uo pipefail
+# Users see errors without a backtrace (capturing one makes anyhow reports take seconds).
+export RUST_BACKTRACE=0
 cd "$(dirname "$0")/../.."
 bin_dir=${1:-target/release/examples}
+model=${2:-}
 table=tools/ci/bad_inputs.tsv
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Prepared bad files.
 bad="$work/bad"
-mkdir -p "$bad/not_a_model" "$bad/classifier_dir"
+mkdir -p "$bad/not_a_model" "$bad/classifier_dir" "$bad/emptydir"
+printf 'x' > "$bad/afile"
 printf 'not json' > "$bad/not_a_model/config.json"
 # A 136-byte .npy whose header declares a (100000, 100000) f32 array (40 GB).
 python3 - "$bad/huge.npy" <<'PY'
@@ -37,8 +43,13 @@ echo "| example | arguments | exit | seconds | message |"
 echo "| --- | --- | --- | --- | --- |"
 while IFS=$'\t' read -r example args expect; do
   [[ -z "$example" || "$example" == \#* ]] && continue
+  if [[ "$args" == *"{model}"* && -z "$model" ]]; then
+    echo "| $example | \`$args\` | skipped | | no model folder given |"
+    continue
+  fi
   count=$((count + 1))
   out="$work/out$count"
+  args=${args//\{model\}/$model}
   args=${args//\{out\}/$out}
   args=${args//\{bad\}/$bad}
   start=$(date +%s.%N)

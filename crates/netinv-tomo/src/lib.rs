@@ -64,7 +64,7 @@ pub use error::{Error, Result};
 pub use fbp::{Fbp, FbpConfig, FbpFilter};
 pub use geometry::ParallelBeam2d;
 pub use noise::{gaussian_noise, poisson_noise};
-pub use npy::{read_angles, read_npy2, write_npy, write_npy1};
+pub use npy::{read_angles, read_npy2, read_npy_f32, write_npy, write_npy1};
 pub use operator::LinearOperator;
 pub use pdhg::{PdhgState, TvRun};
 pub use phantom::{shepp_logan, MODIFIED_SHEPP_LOGAN};

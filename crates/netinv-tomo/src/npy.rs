@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::error::check_finite;
@@ -168,6 +168,29 @@ pub fn read_angles(path: impl AsRef<Path>) -> Result<Vec<f32>> {
     };
     check_finite("angles", a.iter())?;
     Ok(a.to_vec())
+}
+
+/// Reads a float32 `.npy` array of any rank (an image batch `[n, c, h, w]`, say), after
+/// checking the header's declared shape against the file size.
+///
+/// # Errors
+/// [`Error::Npy`] if the file cannot be read, is not a float32 array, or holds fewer bytes
+/// than its header declares; [`Error::NonFinite`] if it holds NaN or infinities.
+///
+/// # Examples
+/// ```
+/// use netinv_tomo::{ndarray::array, read_npy_f32, write_npy};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("x.npy");
+/// write_npy(&path, array![[1.0f32, 2.0]].view()).unwrap();
+/// assert_eq!(read_npy_f32(&path).unwrap().shape(), &[1, 2]);
+/// ```
+pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
+    let path = path.as_ref();
+    check_declared_size(path)?;
+    let a = ArrayD::<f32>::read_npy(open(path)?).map_err(|e| npy_error(path, e))?;
+    check_finite("npy array", a.iter())?;
+    Ok(a)
 }
 
 /// Writes a 2-D f32 array as `.npy` (float32, C order), atomically.
