@@ -44,11 +44,11 @@ mod mnist;
 #[cfg(feature = "candle")]
 mod tensors;
 
+/// The candle version of the tensors `to_tensors` returns (with the `candle` feature).
+#[cfg(feature = "candle")]
+pub use candle_core;
 pub use dataset::{Batch, Batches, Dataset, NUM_CLASSES};
 pub use error::{Error, Result};
 pub use idx::Compression;
 pub use mnist::{Mnist, FILE_NAMES, MNIST_SIDE};
 pub use ndarray;
-/// The candle version of the tensors `to_tensors` returns (with the `candle` feature).
-#[cfg(feature = "candle")]
-pub use candle_core;

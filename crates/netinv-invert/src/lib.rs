@@ -85,8 +85,8 @@ pub use error::{Error, Result};
 pub use net::InvertibleNet;
 pub use objective::{CrossEntropy, Objective, Reduction, SoftCrossEntropy};
 pub use prior::{
-    AnisotropicTv, BnLayerStats, BnStatsPrior, IsotropicTv, Jitter, JitterShifts,
-    L2Norm, Prior, SquaredTv,
+    AnisotropicTv, BnLayerStats, BnStatsPrior, IsotropicTv, Jitter, JitterShifts, L2Norm, Prior,
+    SquaredTv,
 };
 pub use run::InversionRun;
 
