@@ -176,9 +176,12 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-/// The truth (when known), the geometry, the sinogram and the seconds its projection took:
-/// read from `--sino` or made from the phantom; every shape checked.
-fn problem(args: &Args) -> Result<(Option<Array2<f32>>, ParallelBeam2d, Array2<f32>, f64)> {
+/// What is reconstructed: the truth (when known), the geometry, the sinogram and the seconds
+/// its projection took (0 when read from a file).
+type Problem = (Option<Array2<f32>>, ParallelBeam2d, Array2<f32>, f64);
+
+/// The [`Problem`], read from `--sino` or made from the phantom; every shape checked.
+fn problem(args: &Args) -> Result<Problem> {
     let Some(path) = &args.sino else {
         let n = args.size;
         let n_det = args
