@@ -3,8 +3,8 @@
 use candle_core::Tensor;
 
 use crate::engine::argmax;
-use crate::objective::softmax_rows;
 use crate::{BnLayerStats, Result};
+use netinv_models::train::softmax_rows;
 
 /// A frozen network that can be inverted: eval-mode forward passes that are differentiable
 /// with respect to the input (the weights are constants, so no gradient is kept for them).

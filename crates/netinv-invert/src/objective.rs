@@ -5,7 +5,7 @@
 //! output as `net(x)` and adds the image priors. Other crates add their own objectives
 //! (cosine or Busemann losses to prototypes) by implementing the trait.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
@@ -299,23 +299,6 @@ impl Objective for SoftCrossEntropy {
     }
 }
 
-/// Softmax probabilities of logits `[b, k]` on the host, accumulated in f64.
-///
-/// # Errors
-/// A candle error if `logits` is not `[b, k]`.
-pub(crate) fn softmax_rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
-    let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            exps.iter().map(|e| (e / sum) as f32).collect()
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,9 +391,9 @@ mod tests {
 
     #[test]
     fn softmax_rows_sum_to_one() {
-        let p = softmax_rows(
+        let p = netinv_models::train::softmax_rows(
             &logits(&[0.0, 0.0, 1000.0, 0.0], 2, 2)
-                .to_dtype(DType::F32)
+                .to_dtype(candle_core::DType::F32)
                 .unwrap(),
         )
         .unwrap();

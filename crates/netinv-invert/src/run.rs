@@ -10,12 +10,12 @@ use netinv_models::bridge::tensor_to_array4;
 use netinv_models::train::{AdamParams, HostAdam, HostSgd, SgdParams};
 
 use crate::engine::{Inversion, Snapshot, StepRecord};
-use crate::objective::softmax_rows;
 use crate::prior::{roll_image, total_penalty};
 use crate::{
     BnStatsPrior, Error, ImageOptimizer, InversionConfig, Inverter, InvertibleNet, JitterShifts,
     Objective, Prior, Result,
 };
+use netinv_models::train::softmax_rows;
 
 /// The image optimiser (netinv-models' host Adam / SGD on the f32 pixels, f64
 /// arithmetic) and the clamp after every update.
