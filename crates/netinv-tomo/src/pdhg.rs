@@ -37,6 +37,16 @@ pub struct PdhgState<'a, O: ?Sized> {
     any_tv: bool,
     sinograms: Array3<f32>,
     buffers: Buffers,
+    /// The anchor term `mu_k / 2 ||x - x0||^2` of [`TvPdhg::start_batch_anchored`].
+    anchor: Option<Anchor>,
+}
+
+/// The anchor images `x0` `[rows, cols, batch]` and the weight `mu >= 0` of each image
+/// (an image with `mu = 0` iterates exactly as without an anchor).
+#[derive(Debug)]
+pub(crate) struct Anchor {
+    pub(crate) x0: Array3<f32>,
+    pub(crate) mu: Vec<f32>,
 }
 
 /// PDHG's arrays besides the iterate `x` (`[rows, cols, batch]` or `[angles, detectors,
@@ -70,6 +80,7 @@ impl<'a, O: LinearOperator + ?Sized> PdhgState<'a, O> {
         x: Array3<f32>,
         weights: Vec<f32>,
         steps: &[(f32, f32)],
+        anchor: Option<Anchor>,
     ) -> TvRun<'a, O> {
         let x = standard(x);
         let dims = x.dim();
@@ -102,6 +113,10 @@ impl<'a, O: LinearOperator + ?Sized> PdhgState<'a, O> {
             weights,
             sinograms: sinograms.as_standard_layout().into_owned(),
             buffers,
+            anchor: anchor.map(|a| Anchor {
+                x0: standard(a.x0),
+                mu: a.mu,
+            }),
         };
         BatchRun::new(state, x, max_iterations)
     }
@@ -183,10 +198,33 @@ impl<O: LinearOperator + ?Sized> PdhgState<'_, O> {
             .zip(flat(x).chunks_exact(batch))
             .zip(flat(&buf.atp).chunks_exact(batch))
             .zip(flat(&buf.gtq).chunks_exact(batch));
-        for (((xn, x), a), g) in pixels {
-            let per_image = xn.iter_mut().zip(x).zip(a.iter().zip(g)).zip(&self.tau);
-            for (((xn, &x), (&a, &g)), &t) in per_image {
-                *xn = self.solver.clip(x - t * (a + g));
+        match &self.anchor {
+            None => {
+                for (((xn, x), a), g) in pixels {
+                    let per_image = xn.iter_mut().zip(x).zip(a.iter().zip(g)).zip(&self.tau);
+                    for (((xn, &x), (&a, &g)), &t) in per_image {
+                        *xn = self.solver.clip(x - t * (a + g));
+                    }
+                }
+            }
+            Some(anchor) => {
+                let anchors = flat(&anchor.x0).chunks_exact(batch);
+                for ((((xn, x), a), g), x0) in pixels.zip(anchors) {
+                    let per_image = xn
+                        .iter_mut()
+                        .zip(x)
+                        .zip(a.iter().zip(g))
+                        .zip(self.tau.iter().zip(x0.iter().zip(&anchor.mu)));
+                    for (((xn, &x), (&a, &g)), (&t, (&x0, &mu))) in per_image {
+                        let v = x - t * (a + g);
+                        // the prox of mu/2 ||x - x0||^2 + box; mu = 0 keeps the TV step's bits
+                        *xn = if mu == 0.0 {
+                            self.solver.clip(v)
+                        } else {
+                            self.solver.clip((v + t * mu * x0) / (1.0 + t * mu))
+                        };
+                    }
+                }
             }
         }
         self.op
@@ -254,9 +292,25 @@ impl<O: LinearOperator + ?Sized> PdhgState<'_, O> {
                 } else {
                     (0.0, 0.0)
                 };
-                0.5 * data[k] + lambda as f64 * tv
+                0.5 * data[k] + lambda as f64 * tv + self.anchor_cost(x, k)
             })
             .collect()
+    }
+
+    /// `mu_k / 2 ||x_k - x0_k||^2` of image `k` (0 without an anchor).
+    fn anchor_cost(&self, x: &Array3<f32>, k: usize) -> f64 {
+        match &self.anchor {
+            Some(a) if a.mu[k] > 0.0 => {
+                let dist: f64 = x
+                    .index_axis(ndarray::Axis(2), k)
+                    .iter()
+                    .zip(a.x0.index_axis(ndarray::Axis(2), k))
+                    .map(|(&v, &w)| f64::from(v - w).powi(2))
+                    .sum();
+                0.5 * f64::from(a.mu[k]) * dist
+            }
+            _ => 0.0,
+        }
     }
 }
 
