@@ -46,6 +46,7 @@
 mod config;
 mod converged;
 mod error;
+pub mod generative;
 mod hybrid;
 mod net;
 mod scan;
