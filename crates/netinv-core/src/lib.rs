@@ -34,6 +34,7 @@ mod io;
 mod iterate;
 mod memory;
 mod progress;
+pub mod shard;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
