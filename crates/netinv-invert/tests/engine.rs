@@ -272,11 +272,20 @@ fn runs_are_deterministic_clamped_and_snapshotted() {
         vec![1, 3]
     );
     assert!(a.images.iter().all(|v| (0.0..=1.0).contains(v)));
-    // The initial images are the seeded Gaussian start, not clamped.
-    assert!(
-        a.initial.iter().any(|&v| !(0.0..=1.0).contains(&v))
-            || a.initial.iter().all(|v| v.is_finite())
-    );
+    // The initial images are the seeded Gaussian start 0.5 + 0.2 N(0, 1) drawn from
+    // StdRng(seed 0), value for value, and not clamped (1,568 draws: some fall outside
+    // [0, 1], and their mean and spread are those of the formula).
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let normal = rand_distr::Normal::new(0.0f32, 1.0).unwrap();
+    let expected: Vec<f32> = (0..a.initial.len())
+        .map(|_| 0.5 + 0.2 * rand_distr::Distribution::sample(&normal, &mut rng))
+        .collect();
+    assert_eq!(a.initial.iter().copied().collect::<Vec<f32>>(), expected);
+    assert!(a.initial.iter().any(|&v| !(0.0..=1.0).contains(&v)));
+    let n = a.initial.len() as f64;
+    let mean = a.initial.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = a.initial.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    assert!((mean - 0.5).abs() < 0.02 && (var.sqrt() - 0.2).abs() < 0.02, "{mean} {var}");
     let c = run_classes(
         InversionConfig {
             seed: 1,

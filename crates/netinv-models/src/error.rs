@@ -90,6 +90,14 @@ pub enum Error {
         /// The gate's largest number of noise hits.
         max_noise_hits: usize,
     },
+    /// A judge of a panel failed (its gate, training, checkpoint or I/O).
+    #[error("judge {name}: {source}")]
+    PanelJudge {
+        /// The judge's name in the panel.
+        name: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
     /// A JSON (de)serialisation error.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),

@@ -1,7 +1,9 @@
 //! A quantitative judge of "does this image look like class k": an independently trained,
-//! adversarially robust classifier ([`Judge`], trained by its own [`JudgeRecipe`]), plus a
-//! model-free score, the correlation with the class-mean image
-//! ([`class_mean_correlation`]).
+//! adversarially robust classifier ([`Judge`], trained by its own [`JudgeRecipe`]), a panel
+//! of such judges that differ in architecture and optimiser with its majority verdict
+//! ([`JudgePanel`], [`default_panel`]), plus model-free scores against the training digits:
+//! the correlation with the class-mean image ([`class_mean_correlation`]), the nearest class
+//! mean and a k-NN vote in pixel space ([`PixelReference`]).
 //!
 //! A plain classifier is no judge for inversions: it is fooled by the same adversarial
 //! patterns the inversion exploits (a plain Adam-trained judge rated Adam-net inversions
@@ -9,6 +11,8 @@
 //! digit-like evidence to change its mind, so it is accepted as a judge only when it is
 //! accurate, robust, and not fooled by noise (the gate of [`JudgeRecipe`]).
 
+mod model_free;
+mod panel;
 mod recipe;
 mod verdict;
 
@@ -19,6 +23,8 @@ use candle_nn::VarMap;
 use netinv_core::Monitor;
 use serde::{Deserialize, Serialize};
 
+pub use model_free::{ModelFreeScores, PixelReference, DEFAULT_KNN_K};
+pub use panel::{default_panel, member_dir, JudgePanel, PanelMember, PanelVerdict};
 pub use recipe::JudgeRecipe;
 pub use verdict::{class_mean_correlation, noise_images, Verdict};
 
@@ -259,5 +265,7 @@ fn stored_recipe_matches(dir: &Path, recipe: &JudgeRecipe) -> Result<bool> {
     Ok(stored.get("recipe") == Some(&serde_json::to_value(recipe)?))
 }
 
+#[cfg(test)]
+mod panel_tests;
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,7 @@ pub struct Verdict {
 }
 
 /// Checks `targets` against `n` images and `classes` outputs.
-fn check_targets(n: usize, targets: &[u32], classes: usize) -> Result<()> {
+pub(super) fn check_targets(n: usize, targets: &[u32], classes: usize) -> Result<()> {
     if targets.len() != n || n == 0 {
         return Err(Error::Shape {
             expected: format!("{n} >= 1 targets"),
