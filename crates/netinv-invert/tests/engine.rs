@@ -284,8 +284,16 @@ fn runs_are_deterministic_clamped_and_snapshotted() {
     assert!(a.initial.iter().any(|&v| !(0.0..=1.0).contains(&v)));
     let n = a.initial.len() as f64;
     let mean = a.initial.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = a.initial.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
-    assert!((mean - 0.5).abs() < 0.02 && (var.sqrt() - 0.2).abs() < 0.02, "{mean} {var}");
+    let var = a
+        .initial
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    assert!(
+        (mean - 0.5).abs() < 0.02 && (var.sqrt() - 0.2).abs() < 0.02,
+        "{mean} {var}"
+    );
     let c = run_classes(
         InversionConfig {
             seed: 1,
