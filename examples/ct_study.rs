@@ -31,6 +31,8 @@
 //! `--noise-i0` and `--epochs`, and caps `--n-images` at 6, `--val-images` at 4,
 //! `--pdhg-iterations` at 300 and `--pg-iterations` at 60.
 
+#[path = "ct_study_support/mod.rs"]
+mod ct_study_support;
 #[path = "flag_support/mod.rs"]
 mod flag_support;
 #[path = "plot_support/mod.rs"]
@@ -45,9 +47,11 @@ use candle_nn::VarMap;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use netinv::core::{atomic_write_bytes, write_json, ImageRef, Monitor, ProgressObserver};
+use netinv::ct::generative::{LatentDecoder, LatentSearchConfig, UnconditionalVae};
 use netinv::ct::study::{
-    markdown_table, noise_name, parse_noise, Digits, Family, Job, Metric, Outcome, Row, Study,
-    StudyConfig, Tuning, ARMS, ARM_COLORS, CI95_RULE, PSNR_CAP,
+    markdown_table, noise_name, parse_noise, Digits, Family, GenerativeConfig, GenerativePriors,
+    Job, Method, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS, ARM_COLORS, CI95_RULE,
+    PSNR_CAP,
 };
 use netinv::ct::{ClassPriorConfig, HybridConfig};
 use netinv::data::{Dataset, Mnist};
@@ -109,6 +113,16 @@ struct Args {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A trained unconditional VAE (netinv_models checkpoint folder) for the `vae*` arms
+    /// instead of training one (cached in `--out/vae` with its recipe).
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Training epochs of the study's VAE when no --vae is given (not with --quick).
+    #[arg(long, default_value_t = 5, value_parser = flag_support::at_least_one)]
+    vae_epochs: usize,
+    /// Skip the generative-prior arms (vae*, cvae*).
+    #[arg(long)]
+    no_generative: bool,
 }
 
 /// Parses the command line and checks every flag; nothing is read or written before.
@@ -179,6 +193,26 @@ fn study_config(args: &Args, noises: &[Option<f64>]) -> StudyConfig {
         grid_digits: 3.min(args.n_images),
         seed: args.seed,
         hybrid: HybridConfig::default(),
+        generative: generative_config(args.quick),
+    }
+}
+
+/// The generative arms' settings; `--quick` shortens the searches and refinements.
+fn generative_config(quick: bool) -> GenerativeConfig {
+    let full = GenerativeConfig::default();
+    if !quick {
+        return full;
+    }
+    GenerativeConfig {
+        search: LatentSearchConfig {
+            starts: 2,
+            steps: 30,
+            explore_steps: 10,
+            ..full.search
+        },
+        vae_starts: 4,
+        refine_iterations: 100,
+        ..full
     }
 }
 
@@ -274,6 +308,11 @@ fn main() -> Result<()> {
     let study = Study::new(study_config(&args, &noises), &val, &test)?;
     let recipe = recipe(&args, &mnist);
     let model_dir = args.out.join("model");
+    let vae_recipe = ct_study_support::vae_recipe(
+        args.quick,
+        args.vae_epochs,
+        mnist.train().len().saturating_sub(VAL_RESERVE),
+    );
 
     // Phase 1 (the TV weights, no network) runs while the classifier trains or loads.
     let tv_jobs = study.tv_jobs();
@@ -294,6 +333,25 @@ fn main() -> Result<()> {
     );
     let (net, accuracy) = net?;
     let tv_out = tv_out?;
+    // the generative arms' decoder: given, cached or trained on the training digits only
+    let vae = match (&args.vae, args.no_generative) {
+        (_, true) => None,
+        (Some(dir), false) => Some(ct_study_support::load_vae(dir, false)?),
+        (None, false) => Some(ct_study_support::train_or_reuse_vae(
+            &args.out.join("vae"),
+            &vae_recipe,
+            &mnist,
+        )?),
+    };
+    let vae_decoder = vae.as_ref().map(UnconditionalVae);
+    let study = match &vae_decoder {
+        Some(d) => study.with_priors(GenerativePriors {
+            vae: Some(d as &dyn LatentDecoder),
+            cvae: None,
+        }),
+        None => study,
+    };
+    println!("generative priors ready ({:.0} s)", secs());
     println!(
         "TV weights tuned on {} validation digits ({:.0} s)",
         val.len(),
@@ -330,7 +388,12 @@ fn main() -> Result<()> {
     progress.bar().finish();
     let outcome = study.merge_runs(&run_jobs, run_out)?;
     write_outputs(&args, &study, &tuning, &outcome, &recipe, accuracy, secs())?;
-    let md = summary(&outcome.rows, &args, accuracy, secs());
+    let mut md = summary(&outcome.rows, &args, accuracy, secs());
+    md.push_str(&ct_study_support::write_generative(
+        &args.out,
+        &outcome,
+        args.n_images,
+    )?);
     atomic_write_bytes(args.out.join("summary.md"), md.as_bytes())?;
     println!("{md}");
     println!("done in {:.0} s; outputs in {}", secs(), args.out.display());
@@ -364,6 +427,7 @@ fn write_outputs(
             "classifier_test_accuracy": accuracy,
             "classifier_recipe": if args.model.is_some() { None } else { Some(recipe) },
             "tuning": tuning.log(study.settings()),
+            "generative": cfg.generative,
             "pg_class_tuning": tuning.pg_class,
             "arms": ARMS,
             "plot_legend": legend,
@@ -420,7 +484,7 @@ fn plot_metric(
         *angles.iter().max().unwrap_or(&1) as f64,
     );
     let ticks: Vec<f64> = angles.iter().map(|&a| a as f64).collect();
-    let (w, h) = (1500u32, 560u32);
+    let (w, h) = (500 * Family::ALL.len() as u32, 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -437,7 +501,11 @@ fn plot_metric(
         } else {
             root
         };
-        for (panel, family) in root.split_evenly((1, 3)).iter().zip(Family::ALL) {
+        for (panel, family) in root
+            .split_evenly((1, Family::ALL.len()))
+            .iter()
+            .zip(Family::ALL)
+        {
             let (area, legend) = panel.split_vertically(h - 140);
             let mut b = ChartBuilder::on(&area);
             b.margin(12)
@@ -459,10 +527,12 @@ fn plot_metric(
                 mesh.x_labels(0).y_labels(0);
             }
             mesh.draw()?;
-            let arms = ARMS
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| a.method.family() == family);
+            let arms = ARMS.iter().enumerate().filter(|(_, a)| {
+                // the generative panel shows the baselines it is compared with
+                a.method.family() == family
+                    || (family == Family::Generative
+                        && matches!(a.method, Method::TvPdhg | Method::Sirt100))
+            });
             for (k, (a, arm)) in arms.enumerate() {
                 let pts: Vec<(f64, f64, f64)> = angles
                     .iter()

@@ -25,6 +25,14 @@ pub enum Method {
     PgPriors,
     /// The same with the class term through the network.
     PgClass,
+    /// Latent search through an unconditional VAE's decoder (issue 17).
+    Vae,
+    /// [`Method::Vae`] refined by data consistency (anchored TV-PDHG).
+    VaeDc,
+    /// Latent search through a conditional VAE's decoder.
+    Cvae,
+    /// [`Method::Cvae`] refined by data consistency.
+    CvaeDc,
 }
 
 impl Method {
@@ -40,6 +48,10 @@ impl Method {
             Self::SirtInvClassOnly => "sirt_inv_class_only",
             Self::PgPriors => "pg_priors",
             Self::PgClass => "pg_class",
+            Self::Vae => "vae",
+            Self::VaeDc => "vae_dc",
+            Self::Cvae => "cvae",
+            Self::CvaeDc => "cvae_dc",
         }
     }
 
@@ -49,6 +61,7 @@ impl Method {
             Self::Fbp | Self::Sirt100 | Self::BoxLsPdhg | Self::TvPdhg => Family::Classical,
             Self::SirtInv | Self::SirtInvPriorsOnly | Self::SirtInvClassOnly => Family::Hybrid,
             Self::PgPriors | Self::PgClass => Family::ProjectedGradient,
+            Self::Vae | Self::VaeDc | Self::Cvae | Self::CvaeDc => Family::Generative,
         }
     }
 }
@@ -63,11 +76,18 @@ pub enum Family {
     Hybrid,
     /// Converged projected-gradient solvers with and without the class term.
     ProjectedGradient,
+    /// Latent search through a (conditional) VAE and its data-consistency refinement.
+    Generative,
 }
 
 impl Family {
     /// Every family, in plot order.
-    pub const ALL: [Family; 3] = [Self::Classical, Self::Hybrid, Self::ProjectedGradient];
+    pub const ALL: [Family; 4] = [
+        Self::Classical,
+        Self::Hybrid,
+        Self::ProjectedGradient,
+        Self::Generative,
+    ];
 
     /// A title for a plot panel.
     pub fn title(self) -> &'static str {
@@ -75,6 +95,7 @@ impl Family {
             Self::Classical => "classical",
             Self::Hybrid => "SIRT + inversion",
             Self::ProjectedGradient => "projected gradient",
+            Self::Generative => "generative prior (VAE)",
         }
     }
 }
@@ -113,7 +134,7 @@ pub struct Arm {
 }
 
 /// Every arm, in the order of `per_image.json`'s `arm` index and of the tables.
-pub const ARMS: [Arm; 10] = [
+pub const ARMS: [Arm; 16] = [
     Arm::new(Method::Fbp, ArmLabels::None),
     Arm::new(Method::Sirt100, ArmLabels::None),
     Arm::new(Method::BoxLsPdhg, ArmLabels::None),
@@ -124,6 +145,12 @@ pub const ARMS: [Arm; 10] = [
     Arm::new(Method::SirtInvClassOnly, ArmLabels::Predicted),
     Arm::new(Method::PgPriors, ArmLabels::None),
     Arm::new(Method::PgClass, ArmLabels::Predicted),
+    Arm::new(Method::Vae, ArmLabels::None),
+    Arm::new(Method::VaeDc, ArmLabels::None),
+    Arm::new(Method::Cvae, ArmLabels::Predicted),
+    Arm::new(Method::Cvae, ArmLabels::Oracle),
+    Arm::new(Method::CvaeDc, ArmLabels::Predicted),
+    Arm::new(Method::CvaeDc, ArmLabels::Oracle),
 ];
 
 impl Arm {
@@ -160,13 +187,17 @@ impl Arm {
             (Method::SirtInvClassOnly, _) => "class",
             (Method::BoxLsPdhg, _) => "box-ls",
             (Method::TvPdhg, _) => "tv",
+            (Method::VaeDc, _) => "vae+dc",
+            (Method::Cvae, ArmLabels::Oracle) => "cvae-orc",
+            (Method::CvaeDc, ArmLabels::Oracle) => "cvae+dc-orc",
+            (Method::CvaeDc, _) => "cvae+dc",
             (m, _) => m.name(),
         }
     }
 }
 
 /// The plot colour of every arm of [`ARMS`] (RGB) and its name for the legend.
-pub const ARM_COLORS: [((u8, u8, u8), &str); 10] = [
+pub const ARM_COLORS: [((u8, u8, u8), &str); 16] = [
     ((128, 128, 128), "grey"),
     ((0, 0, 0), "black"),
     ((140, 86, 75), "brown"),
@@ -177,6 +208,12 @@ pub const ARM_COLORS: [((u8, u8, u8), &str); 10] = [
     ((148, 103, 189), "purple"),
     ((23, 190, 207), "cyan"),
     ((227, 119, 194), "pink"),
+    ((188, 189, 34), "olive"),
+    ((107, 110, 207), "indigo"),
+    ((255, 152, 150), "salmon"),
+    ((152, 223, 138), "light green"),
+    ((197, 27, 125), "magenta"),
+    ((0, 109, 44), "dark green"),
 ];
 
 #[cfg(test)]

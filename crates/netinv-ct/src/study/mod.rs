@@ -38,6 +38,7 @@
 
 mod baselines;
 mod figure;
+mod generative;
 mod jobs;
 mod method;
 mod setting;
@@ -50,6 +51,9 @@ use netinv_tomo::CsrOperator;
 use serde::{Deserialize, Serialize};
 
 pub use baselines::{classical_arms, sinogram, sirt100, tv_config, ATTENUATION_SCALE};
+pub use generative::{
+    DigitClass, Failure, GenerativeConfig, GenerativePriors, GenerativeSetting, ModelLog,
+};
 pub use jobs::{longest_first, par_longest_first, setting_cost, Job, JobOutput};
 pub use method::{Arm, ArmLabels, Family, Method, ARMS, ARM_COLORS};
 pub use setting::{KeptDigit, SettingChoices, SettingResult};
@@ -110,6 +114,9 @@ pub struct StudyConfig {
     pub seed: u64,
     /// The hybrid schedule the tuning starts from.
     pub hybrid: HybridConfig,
+    /// The generative arms' settings (they run when [`Study::with_priors`] gave decoders).
+    #[serde(default)]
+    pub generative: GenerativeConfig,
 }
 
 impl StudyConfig {
@@ -152,7 +159,8 @@ impl StudyConfig {
         if self.pdhg_iterations == 0 {
             return Err(invalid("pdhg_iterations", "must be at least 1"));
         }
-        self.hybrid.validate()
+        self.hybrid.validate()?;
+        self.generative.validate()
     }
 
     /// The settings, angle-major (their index is their position).
@@ -225,6 +233,10 @@ pub struct Outcome {
     pub kept: Vec<KeptDigit>,
     /// The summary rows, in setting order, arms in [`ARMS`] order.
     pub rows: Vec<Row>,
+    /// The generative arms' per-setting outputs, in setting order (empty when they did
+    /// not run).
+    #[serde(default)]
+    pub generative: Vec<GenerativeSetting>,
 }
 
 /// A study: its settings, the validation digits it tunes on and the test digits it
@@ -235,6 +247,7 @@ pub struct Study<'a> {
     settings: Vec<Setting>,
     val: &'a [Array2<f32>],
     test: &'a Digits,
+    priors: Option<GenerativePriors<'a>>,
 }
 
 impl<'a> Study<'a> {
@@ -264,7 +277,15 @@ impl<'a> Study<'a> {
             settings,
             val,
             test,
+            priors: None,
         })
+    }
+
+    /// The study with the generative arms (`vae*` with `priors.vae`, `cvae*` with
+    /// `priors.cvae`), run in every setting's [`Job::Run`].
+    pub fn with_priors(mut self, priors: GenerativePriors<'a>) -> Self {
+        self.priors = Some(priors);
+        self
     }
 
     /// The configuration.
@@ -398,6 +419,15 @@ impl<'a> Study<'a> {
                     pg_iterations: cfg.pg_iterations,
                     pg_images: cfg.pg_images,
                     grid_digits: cfg.grid_digits,
+                    generative: self.priors.map(|priors| generative::GenerativeContext {
+                        priors,
+                        cfg: &cfg.generative,
+                        val: self.val,
+                        test: self.test,
+                        seed: cfg.seed,
+                        tv_weight: choices.tv_weight,
+                        pdhg_iterations: cfg.pdhg_iterations,
+                    }),
                 };
                 Ok(JobOutput::Run(setting::run_setting(s, &choices, &cx)?))
             }
@@ -483,16 +513,18 @@ impl<'a> Study<'a> {
                 _ => return Err(jobs::wrong_output(job)),
             }
         }
-        let (mut per_image, mut kept) = (Vec::new(), Vec::new());
+        let (mut per_image, mut kept, mut generative) = (Vec::new(), Vec::new(), Vec::new());
         for run in complete(runs, "a run")? {
             per_image.extend(run.per_image);
             kept.extend(run.kept);
+            generative.extend(run.generative);
         }
         let rows = summarize(&self.settings, &per_image);
         Ok(Outcome {
             per_image,
             kept,
             rows,
+            generative,
         })
     }
 }

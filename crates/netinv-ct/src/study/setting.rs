@@ -6,6 +6,7 @@ use netinv_tomo::CsrOperator;
 use serde::{Deserialize, Serialize};
 
 use super::baselines::{classical_arms, sinogram};
+use super::generative::{generative_arms, GenerativeContext, GenerativeSetting};
 use super::method::{Arm, ArmLabels, Method};
 use super::stats::{metrics, PerImage};
 use super::tuning::pg_solver;
@@ -41,6 +42,9 @@ pub struct SettingResult {
     pub per_image: Vec<PerImage>,
     /// The reconstructions of the first digits.
     pub kept: Vec<KeptDigit>,
+    /// The generative arms' tuning, class choices and failures (when they ran).
+    #[serde(default)]
+    pub generative: Option<GenerativeSetting>,
 }
 
 /// What the run of a setting needs besides its choices.
@@ -52,6 +56,8 @@ pub(crate) struct RunContext<'a, N: ?Sized> {
     pub pg_iterations: usize,
     pub pg_images: usize,
     pub grid_digits: usize,
+    /// The generative arms' context (`None`: they do not run).
+    pub generative: Option<GenerativeContext<'a>>,
 }
 
 /// The index of the arm of `method` with `labels`.
@@ -83,6 +89,22 @@ pub(crate) fn run_setting<N: InvertibleNet + ?Sized>(
         pg_arms(cx, &op, &views, &sirt, choices.pg_class_weight, &mut arms)?;
     }
     hybrid_arms(cx, &choices.hybrid, &op, &views, &mut arms)?;
+    let tv_arm = arm(Method::TvPdhg, ArmLabels::None);
+    let generative = match &cx.generative {
+        Some(gx) => {
+            let tv: Vec<Array2<f32>> = arms
+                .iter()
+                .map(|recs| {
+                    recs.iter()
+                        .find(|(a, _)| *a == tv_arm)
+                        .map(|(_, x)| x.clone())
+                        .ok_or_else(|| crate::error::invalid("arms", "the TV arm is missing"))
+                })
+                .collect::<Result<_>>()?;
+            Some(generative_arms(gx, setting, &op, &views, &tv, &mut arms)?)
+        }
+        None => None,
+    };
     let mut per_image = Vec::new();
     let mut kept = Vec::new();
     for (i, mut recs) in arms.into_iter().enumerate() {
@@ -108,7 +130,11 @@ pub(crate) fn run_setting<N: InvertibleNet + ?Sized>(
             });
         }
     }
-    Ok(SettingResult { per_image, kept })
+    Ok(SettingResult {
+        per_image,
+        kept,
+        generative,
+    })
 }
 
 /// The projected-gradient arms on the first `pg_images` digits, from their SIRT-100
