@@ -6,7 +6,7 @@
 //!     [--epochs 4,20 --steps 1000 --no-grid --judge runs/judge --quick]
 //! ```
 //!
-//! Recipes: SGD (lr 0.05, momentum 0.9), Adam (lr 1e-3), Adam + FGSM eps 0.1 and 0.2
+//! Recipes: SGD (lr 0.05, momentum 0.9), Adam (lr 2e-3), Adam + FGSM eps 0.1 and 0.2
 //! (alpha 0.5), each for every `--epochs` value (default short 4 and long 20) and seed
 //! `0..N` (the seed sets the weights and the shuffling). Every net is inverted (Task 1) at
 //! the reference settings and, unless `--no-grid`, over the grid TV in {0, 1e-4, 1e-3,

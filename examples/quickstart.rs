@@ -110,6 +110,7 @@ fn main() -> Result<()> {
     let t2 = support::task2(
         &net,
         judge.as_ref(),
+        mnist.train(),
         mnist.test(),
         &InversionConfig {
             steps,

@@ -123,7 +123,7 @@ impl OptimizerStudy {
         Ok(())
     }
 
-    /// SGD (lr 0.05, momentum 0.9), Adam (lr 1e-3), Adam + FGSM eps 0.1 and 0.2.
+    /// SGD (lr 0.05, momentum 0.9), Adam (lr 2e-3), Adam + FGSM eps 0.1 and 0.2.
     pub fn recipes() -> Vec<TrainConfig> {
         vec![
             TrainConfig::sgd(),
