@@ -557,6 +557,7 @@ mod tests {
             conv1_channels: 4,
             conv2_channels: 8,
             image_size: 8,
+            ..Default::default()
         };
         Vae::init(&cfg, &VarMap::new(), 11, &Device::Cpu).unwrap()
     }

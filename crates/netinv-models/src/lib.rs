@@ -51,8 +51,8 @@ pub use classifier::{
 pub use error::{Error, Result};
 pub use judge::{Judge, JudgeRecipe, JudgeReport, Verdict, JUDGE_FILE};
 pub use vae::{
-    standard_normal, Vae, VaeConfig, VaeEpoch, VaeLoss, VaeReport, VaeTrainConfig, VaeTrainer,
-    VAE_CONFIG_FILE, VAE_WEIGHTS_FILE,
+    standard_normal, DecoderKind, DecoderPass, Vae, VaeConfig, VaeEpoch, VaeLoss, VaeReport,
+    VaeTrainConfig, VaeTrainer, VAE_CONFIG_FILE, VAE_WEIGHTS_FILE,
 };
 
 /// The candle crates of this crate's API (tensors, devices, `VarMap`), re-exported so that

@@ -30,11 +30,41 @@ pub struct VaeLoss {
 
 impl Vae {
     /// The loss terms ([`VaeLoss`]) of images `x` `[b, 1, s, s]` in [0, 1] with the
-    /// reparameterisation noise `eps` `[b, k]` (draw it with [`standard_normal`]).
+    /// reparameterisation noise `eps` `[b, k]` (draw it with [`standard_normal`])
+    /// (unconditional VAE).
     ///
     /// # Errors
-    /// [`Error::Shape`] for wrong shapes; [`Error::Candle`] otherwise.
+    /// [`Error::Shape`] for wrong shapes; [`Error::InvalidConfig`] for a conditional VAE;
+    /// [`Error::Candle`] otherwise.
     pub fn loss(&self, x: &Tensor, eps: &Tensor) -> Result<VaeLoss> {
+        self.checked_loss(x, None, eps)
+    }
+
+    /// The loss terms ([`VaeLoss`]) of images `x` `[b, 1, s, s]` in [0, 1] with their
+    /// labels `one_hot` `[b, n_classes]` (see [`Vae::one_hot`]) and the reparameterisation
+    /// noise `eps` `[b, k]`: the negative conditional ELBO of `log p(x | c)` (conditional
+    /// VAE).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for wrong shapes; [`Error::InvalidConfig`] for an unconditional VAE;
+    /// [`Error::Candle`] otherwise.
+    pub fn loss_conditional(&self, x: &Tensor, one_hot: &Tensor, eps: &Tensor) -> Result<VaeLoss> {
+        self.checked_loss(x, Some(one_hot), eps)
+    }
+
+    /// The loss of a batch with labels `one_hot` for a conditional VAE (ignored otherwise):
+    /// what training and evaluation over a labelled dataset use.
+    pub(super) fn batch_loss(&self, x: &Tensor, labels: &Tensor, eps: &Tensor) -> Result<VaeLoss> {
+        if self.cfg.is_conditional() {
+            let labels: Vec<u32> = labels.to_vec1()?;
+            let one_hot = self.one_hot(&labels, x.device())?;
+            self.loss_conditional(x, &one_hot, eps)
+        } else {
+            self.loss(x, eps)
+        }
+    }
+
+    fn checked_loss(&self, x: &Tensor, one_hot: Option<&Tensor>, eps: &Tensor) -> Result<VaeLoss> {
         self.check_images(x)?;
         self.check_latent(eps)?;
         if eps.dim(0)? != x.dim(0)? {
@@ -43,9 +73,10 @@ impl Vae {
                 got: format!("{:?}", eps.dims()),
             });
         }
-        let (mu, logvar) = self.encode_unchecked(x)?;
+        self.check_condition(one_hot, x.dim(0)?)?;
+        let (mu, logvar) = self.encode_unchecked(x, one_hot)?;
         let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
-        let logits = self.decode_unchecked(&z)?;
+        let logits = self.decode_unchecked(&z, one_hot)?;
         let b = x.dim(0)? as f64;
         // BCE with logits, stable form.
         let bce =
@@ -60,15 +91,22 @@ impl Vae {
         })
     }
 
-    /// Latent means of all images of `data`, row-major `[n, k]`, in dataset order.
+    /// Latent means of all images of `data`, row-major `[n, k]`, in dataset order (a
+    /// conditional VAE encodes each image with its label from `data`).
     ///
     /// # Errors
-    /// [`Error::Shape`] if the images are not `s x s`; [`Error::Candle`] otherwise.
+    /// [`Error::Shape`] if the images are not `s x s`; [`Error::InvalidConfig`] for a label
+    /// `>= n_classes` of a conditional VAE; [`Error::Candle`] otherwise.
     pub fn encode_means(&self, data: &Dataset, device: &Device) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(data.len() * self.cfg.latent_dim);
         for batch in data.batches(EVAL_BATCH, None)? {
-            let (x, _) = batch.to_tensors(device)?;
-            let (mu, _) = self.encode(&x)?;
+            let (x, labels) = batch.to_tensors(device)?;
+            let (mu, _) = if self.cfg.is_conditional() {
+                let one_hot = self.one_hot(&labels.to_vec1::<u32>()?, device)?;
+                self.encode_conditional(&x, &one_hot)?
+            } else {
+                self.encode(&x)?
+            };
             out.extend(mu.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
@@ -76,10 +114,12 @@ impl Vae {
 
     /// The mean ELBO terms over `data` (nats per image), one posterior sample per image
     /// with noise from `StdRng::seed_from_u64(seed)`: `(elbo, recon, kl)`, `elbo =
-    /// -(recon + kl)`.
+    /// -(recon + kl)`. A conditional VAE is evaluated with each image's label from `data`
+    /// (the conditional ELBO of `log p(x | c)`).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an empty dataset; as [`Vae::loss`].
+    /// [`Error::InvalidConfig`] for an empty dataset or a label `>= n_classes` of a
+    /// conditional VAE; as [`Vae::loss`].
     pub fn elbo(&self, data: &Dataset, seed: u64, device: &Device) -> Result<(f64, f64, f64)> {
         if data.is_empty() {
             return Err(invalid("data", "the dataset is empty"));
@@ -87,10 +127,10 @@ impl Vae {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         for batch in data.batches(EVAL_BATCH, None)? {
-            let (x, _) = batch.to_tensors(device)?;
+            let (x, labels) = batch.to_tensors(device)?;
             let b = x.dim(0)?;
             let eps = standard_normal(&mut rng, b, self.cfg.latent_dim, device)?;
-            let l = self.loss(&x, &eps)?;
+            let l = self.batch_loss(&x, &labels, &eps)?;
             recon += f64::from(l.recon.to_scalar::<f32>()?) * b as f64;
             kl += f64::from(l.kl.to_scalar::<f32>()?) * b as f64;
         }

@@ -1,110 +1,14 @@
-//! The VAE's architecture ([`VaeConfig`]) and its forward passes ([`Vae`]).
+//! The VAE's weights and forward passes ([`Vae`]), unconditional and class-conditional.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
+use super::{DecoderKind, VaeConfig};
 use crate::error::invalid;
 use crate::ops::{conv2d_bias, max_pool2x2_relu, upsample2};
 use crate::{Error, Result};
-
-/// The architecture of a [`Vae`].
-///
-/// Defaults: `latent_dim` 16, `conv1_channels` 16, `conv2_channels` 32, `image_size` 28.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct VaeConfig {
-    /// Dimension k of the latent space (> 0).
-    pub latent_dim: usize,
-    /// Channels of the first encoder convolution (and of the last hidden decoder layer), > 0.
-    pub conv1_channels: usize,
-    /// Channels of the second encoder convolution (and of the decoder's first feature
-    /// map), > 0.
-    pub conv2_channels: usize,
-    /// Side s of the square one-channel images (a positive multiple of 4).
-    pub image_size: usize,
-}
-
-impl Default for VaeConfig {
-    fn default() -> Self {
-        Self {
-            latent_dim: 16,
-            conv1_channels: 16,
-            conv2_channels: 32,
-            image_size: 28,
-        }
-    }
-}
-
-impl VaeConfig {
-    /// Checks every field.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] naming the first offending field: a zero `latent_dim` or
-    /// channel count, an `image_size` that is zero or not a multiple of 4.
-    ///
-    /// # Examples
-    /// ```
-    /// use netinv_models::VaeConfig;
-    /// assert!(VaeConfig::default().validate().is_ok());
-    /// assert!(VaeConfig { latent_dim: 0, ..Default::default() }.validate().is_err());
-    /// ```
-    pub fn validate(&self) -> Result<()> {
-        if self.latent_dim == 0 {
-            return Err(invalid("latent_dim", "must be > 0"));
-        }
-        if self.conv1_channels == 0 {
-            return Err(invalid("conv1_channels", "must be > 0"));
-        }
-        if self.conv2_channels == 0 {
-            return Err(invalid("conv2_channels", "must be > 0"));
-        }
-        if self.image_size == 0 || self.image_size % 4 != 0 {
-            return Err(invalid(
-                "image_size",
-                format!("must be a positive multiple of 4, got {}", self.image_size),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Length of the flattened encoder features, `c2 * (s/4)^2`.
-    pub fn flat_features(&self) -> usize {
-        let q = self.image_size / 4;
-        self.conv2_channels * q * q
-    }
-
-    /// Name and shape of every tensor of the VAE, in a fixed order.
-    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (c1, c2, k, f) = (
-            self.conv1_channels,
-            self.conv2_channels,
-            self.latent_dim,
-            self.flat_features(),
-        );
-        [
-            ("enc.conv1.weight", vec![c1, 1, 3, 3]),
-            ("enc.conv1.bias", vec![c1]),
-            ("enc.conv2.weight", vec![c2, c1, 3, 3]),
-            ("enc.conv2.bias", vec![c2]),
-            ("enc.mu.weight", vec![k, f]),
-            ("enc.mu.bias", vec![k]),
-            ("enc.logvar.weight", vec![k, f]),
-            ("enc.logvar.bias", vec![k]),
-            ("dec.fc.weight", vec![f, k]),
-            ("dec.fc.bias", vec![f]),
-            ("dec.conv1.weight", vec![c1, c2, 3, 3]),
-            ("dec.conv1.bias", vec![c1]),
-            ("dec.conv2.weight", vec![1, c1, 3, 3]),
-            ("dec.conv2.bias", vec![1]),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), s))
-        .collect()
-    }
-}
 
 /// A VAE with its weights: trainable ([`Vae::init`], weights are variables of a
 /// [`VarMap`]) or frozen ([`Vae::load`], plain tensors).
@@ -124,12 +28,17 @@ const MU_W: usize = 4;
 const MU_B: usize = 5;
 const LV_W: usize = 6;
 const LV_B: usize = 7;
+/// The decoder's first weight (`dec.fc.weight` or `dec.hidden.weight`).
 pub(super) const FC_W: usize = 8;
 const FC_B: usize = 9;
+// Convolutional decoder.
 const DEC1_W: usize = 10;
 const DEC1_B: usize = 11;
 const DEC2_W: usize = 12;
 const DEC2_B: usize = 13;
+// MLP decoder.
+pub(super) const OUT_W: usize = 10;
+pub(super) const OUT_B: usize = 11;
 
 fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     x.matmul(&w.t()?)?.broadcast_add(b)
@@ -189,6 +98,16 @@ impl Vae {
         })
     }
 
+    /// Number of classes the VAE is conditioned on (0: unconditional).
+    pub fn n_classes(&self) -> usize {
+        self.cfg.n_classes
+    }
+
+    /// Dimension k of the latent space.
+    pub fn latent_dim(&self) -> usize {
+        self.cfg.latent_dim
+    }
+
     pub(super) fn check_images(&self, x: &Tensor) -> Result<()> {
         let s = self.cfg.image_size;
         let ok = matches!(x.dims(), &[b, 1, h, w] if b >= 1 && h == s && w == s);
@@ -213,49 +132,139 @@ impl Vae {
         Ok(())
     }
 
-    /// The posterior parameters `(mu, logvar)`, each `[b, k]`, of images `x`
-    /// `[b, 1, s, s]` in [0, 1].
-    ///
-    /// # Errors
-    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::Candle`] otherwise.
-    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.check_images(x)?;
-        Ok(self.encode_unchecked(x)?)
+    /// Checks that the VAE is of the kind a call needs (`conditional` or not) and, for a
+    /// conditional call, that `one_hot` is f32 `[rows, n_classes]`.
+    pub(super) fn check_condition(&self, one_hot: Option<&Tensor>, rows: usize) -> Result<()> {
+        let n = self.cfg.n_classes;
+        match (one_hot, n) {
+            (None, 0) => Ok(()),
+            (None, _) => Err(invalid(
+                "n_classes",
+                format!(
+                    "this VAE is conditional on {n} classes: use the *_conditional method \
+                     with a one-hot label"
+                ),
+            )),
+            (Some(_), 0) => Err(invalid(
+                "n_classes",
+                "this VAE is unconditional: use the method without a label",
+            )),
+            (Some(c), _) => {
+                if c.dims() != [rows, n] || c.dtype() != DType::F32 {
+                    return Err(Error::Shape {
+                        expected: format!("f32 one-hot labels [{rows}, {n}]"),
+                        got: format!("{:?} {:?}", c.dtype(), c.dims()),
+                    });
+                }
+                Ok(())
+            }
+        }
     }
 
-    pub(super) fn encode_unchecked(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    /// The one-hot rows `[labels.len(), n_classes]` (f32, 1 at each label) of class labels,
+    /// ready for the `*_conditional` methods.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unconditional VAE, an empty `labels` or a label
+    /// `>= n_classes`; [`Error::Candle`] if the tensor cannot be created.
+    pub fn one_hot(&self, labels: &[u32], device: &Device) -> Result<Tensor> {
+        one_hot(labels, self.cfg.n_classes, device)
+    }
+
+    /// The posterior parameters `(mu, logvar)`, each `[b, k]`, of images `x`
+    /// `[b, 1, s, s]` in [0, 1] (unconditional VAE).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::InvalidConfig`] for a
+    /// conditional VAE; [`Error::Candle`] otherwise.
+    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.check_images(x)?;
+        self.check_condition(None, x.dim(0)?)?;
+        Ok(self.encode_unchecked(x, None)?)
+    }
+
+    /// The posterior parameters `(mu, logvar)`, each `[b, k]`, of images `x`
+    /// `[b, 1, s, s]` in [0, 1] with their labels `one_hot` `[b, n_classes]` (see
+    /// [`Vae::one_hot`]) (conditional VAE).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::InvalidConfig`] for an
+    /// unconditional VAE; [`Error::Candle`] otherwise.
+    pub fn encode_conditional(&self, x: &Tensor, one_hot: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.check_images(x)?;
+        self.check_condition(Some(one_hot), x.dim(0)?)?;
+        Ok(self.encode_unchecked(x, Some(one_hot))?)
+    }
+
+    pub(super) fn encode_unchecked(
+        &self,
+        x: &Tensor,
+        one_hot: Option<&Tensor>,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let t = &self.t;
         let h = max_pool2x2_relu(&conv2d_bias(x, &t[ENC1_W], &t[ENC1_B], 1)?)?;
         let h = max_pool2x2_relu(&conv2d_bias(&h, &t[ENC2_W], &t[ENC2_B], 1)?)?;
-        let h = h.flatten_from(1)?;
+        let h = with_label(h.flatten_from(1)?, one_hot)?;
         Ok((
             linear(&h, &t[MU_W], &t[MU_B])?,
             linear(&h, &t[LV_W], &t[LV_B])?,
         ))
     }
 
-    /// Decoder logits `[b, 1, s, s]` of latent codes `z` `[b, k]`.
+    /// Decoder logits `[b, 1, s, s]` of latent codes `z` `[b, k]` (unconditional VAE).
     ///
     /// # Errors
-    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::Candle`] otherwise.
+    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::InvalidConfig`] for a
+    /// conditional VAE; [`Error::Candle`] otherwise.
     pub fn decode_logits(&self, z: &Tensor) -> Result<Tensor> {
         self.check_latent(z)?;
-        Ok(self.decode_unchecked(z)?)
+        self.check_condition(None, z.dim(0)?)?;
+        Ok(self.decode_unchecked(z, None)?)
     }
 
-    pub(super) fn decode_unchecked(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+    /// Decoder logits `[b, 1, s, s]` of latent codes `z` `[b, k]` with labels `one_hot`
+    /// `[b, n_classes]` (see [`Vae::one_hot`]) (conditional VAE). Differentiable in `z`
+    /// (and in `one_hot`).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a wrong shape or dtype; [`Error::InvalidConfig`] for an
+    /// unconditional VAE; [`Error::Candle`] otherwise.
+    pub fn decode_logits_conditional(&self, z: &Tensor, one_hot: &Tensor) -> Result<Tensor> {
+        self.check_latent(z)?;
+        self.check_condition(Some(one_hot), z.dim(0)?)?;
+        Ok(self.decode_unchecked(z, Some(one_hot))?)
+    }
+
+    pub(super) fn decode_unchecked(
+        &self,
+        z: &Tensor,
+        one_hot: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let t = &self.t;
-        let q = self.cfg.image_size / 4;
+        let s = self.cfg.image_size;
         let b = z.dim(0)?;
-        let h =
-            linear(z, &t[FC_W], &t[FC_B])?
-                .relu()?
-                .reshape((b, self.cfg.conv2_channels, q, q))?;
-        let h = conv2d_bias(&upsample2(&h)?, &t[DEC1_W], &t[DEC1_B], 1)?.relu()?;
-        conv2d_bias(&upsample2(&h)?, &t[DEC2_W], &t[DEC2_B], 1)
+        let z = with_label(z.clone(), one_hot)?;
+        match self.cfg.decoder {
+            DecoderKind::Conv => {
+                let q = s / 4;
+                let h = linear(&z, &t[FC_W], &t[FC_B])?.relu()?.reshape((
+                    b,
+                    self.cfg.conv2_channels,
+                    q,
+                    q,
+                ))?;
+                let h = conv2d_bias(&upsample2(&h)?, &t[DEC1_W], &t[DEC1_B], 1)?.relu()?;
+                conv2d_bias(&upsample2(&h)?, &t[DEC2_W], &t[DEC2_B], 1)
+            }
+            DecoderKind::Mlp => {
+                let h = linear(&z, &t[FC_W], &t[FC_B])?.relu()?;
+                linear(&h, &t[OUT_W], &t[OUT_B])?.reshape((b, 1, s, s))
+            }
+        }
     }
 
-    /// Decoded images `sigmoid(decode_logits(z))`, `[b, 1, s, s]` in (0, 1).
+    /// Decoded images `sigmoid(decode_logits(z))`, `[b, 1, s, s]` in (0, 1)
+    /// (unconditional VAE).
     ///
     /// # Errors
     /// As [`Vae::decode_logits`].
@@ -263,7 +272,19 @@ impl Vae {
         Ok(candle_nn::ops::sigmoid(&self.decode_logits(z)?)?)
     }
 
-    /// Reconstructions `decode(mu(x))` `[b, 1, s, s]` of images `x` (no sampling).
+    /// Decoded images `sigmoid(decode_logits_conditional(z, one_hot))`, `[b, 1, s, s]` in
+    /// (0, 1) (conditional VAE). Differentiable in `z`.
+    ///
+    /// # Errors
+    /// As [`Vae::decode_logits_conditional`].
+    pub fn decode_conditional(&self, z: &Tensor, one_hot: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::sigmoid(
+            &self.decode_logits_conditional(z, one_hot)?,
+        )?)
+    }
+
+    /// Reconstructions `decode(mu(x))` `[b, 1, s, s]` of images `x` (no sampling;
+    /// unconditional VAE).
     ///
     /// # Errors
     /// As [`Vae::encode`].
@@ -271,4 +292,47 @@ impl Vae {
         let (mu, _) = self.encode(x)?;
         self.decode(&mu)
     }
+
+    /// Reconstructions `decode_conditional(mu(x, c), c)` `[b, 1, s, s]` of images `x` with
+    /// labels `one_hot` (no sampling; conditional VAE).
+    ///
+    /// # Errors
+    /// As [`Vae::encode_conditional`].
+    pub fn reconstruct_conditional(&self, x: &Tensor, one_hot: &Tensor) -> Result<Tensor> {
+        let (mu, _) = self.encode_conditional(x, one_hot)?;
+        self.decode_conditional(&mu, one_hot)
+    }
+}
+
+/// `[h, one_hot]` concatenated along the feature axis (`h` itself without a label).
+fn with_label(h: Tensor, one_hot: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    match one_hot {
+        Some(c) => Tensor::cat(&[&h, c], 1),
+        None => Ok(h),
+    }
+}
+
+/// The one-hot rows `[labels.len(), n_classes]` of `labels` (see [`Vae::one_hot`]).
+pub(super) fn one_hot(labels: &[u32], n_classes: usize, device: &Device) -> Result<Tensor> {
+    if n_classes == 0 {
+        return Err(invalid(
+            "n_classes",
+            "this VAE is unconditional: it takes no labels",
+        ));
+    }
+    if labels.is_empty() {
+        return Err(invalid("labels", "no labels given"));
+    }
+    let mut rows = vec![0f32; labels.len() * n_classes];
+    for (i, &label) in labels.iter().enumerate() {
+        let c = label as usize;
+        if c >= n_classes {
+            return Err(invalid(
+                "labels",
+                format!("label {label} at position {i} is not below n_classes = {n_classes}"),
+            ));
+        }
+        rows[i * n_classes + c] = 1.0;
+    }
+    Ok(Tensor::from_vec(rows, (labels.len(), n_classes), device)?)
 }

@@ -16,6 +16,7 @@ fn small_cfg() -> VaeConfig {
         conv1_channels: 4,
         conv2_channels: 8,
         image_size: 8,
+        ..Default::default()
     }
 }
 

@@ -118,10 +118,12 @@ impl VaeTrainer {
 
     /// Trains `vae` (built by [`Vae::init`] over `varmap`) on the images of `train`, in an
     /// order and with noise fixed by `(seed, epoch)`; evaluates the ELBO on `test` after
-    /// every epoch if given. Stop rules of `monitor` may end the run early.
+    /// every epoch if given. A conditional VAE (`n_classes > 0`) is trained on the images
+    /// with their labels from `train`. Stop rules of `monitor` may end the run early.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an empty training set; [`Error::NonFiniteLoss`] naming
+    /// [`Error::InvalidConfig`] for an empty training set or, for a conditional VAE, a label
+    /// `>= n_classes` (in `train` or `test`); [`Error::NonFiniteLoss`] naming
     /// the epoch and step; an observer's error; [`Error::Shape`] for images of the wrong
     /// size; candle's errors.
     pub fn fit(
@@ -157,10 +159,10 @@ impl VaeTrainer {
                 Some(derive_seed(cfg.seed, epoch, SHUFFLE_STREAM)),
             )?;
             for (step, batch) in batches.enumerate() {
-                let (x, _) = batch.to_tensors(&device)?;
+                let (x, labels) = batch.to_tensors(&device)?;
                 let b = x.dim(0)?;
                 let eps = standard_normal(&mut noise, b, vae.cfg.latent_dim, &device)?;
-                let l = vae.loss(&x, &eps)?;
+                let l = vae.batch_loss(&x, &labels, &eps)?;
                 let total = f64::from(l.total.to_scalar::<f32>()?);
                 if !total.is_finite() {
                     return Err(Error::NonFiniteLoss {
