@@ -123,6 +123,10 @@ struct Args {
     /// Skip the generative-prior arms (vae*, cvae*).
     #[arg(long)]
     no_generative: bool,
+    /// The generative arms' settings as JSON (netinv_ct::study::GenerativeConfig; missing
+    /// fields keep their defaults) instead of the defaults (or --quick's).
+    #[arg(long)]
+    generative_config: Option<PathBuf>,
 }
 
 /// Parses the command line and checks every flag; nothing is read or written before.
@@ -173,6 +177,16 @@ fn parse_args(mnist: &Mnist) -> Result<(Args, Vec<Option<f64>>)> {
         .iter()
         .map(|v| parse_noise(v).with_context(|| format!("--noise-i0 {v}")))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(path) = &args.generative_config {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("--generative-config {}", path.display()))?;
+        serde_json::from_slice::<GenerativeConfig>(&bytes).with_context(|| {
+            format!(
+                "--generative-config {}: not a GenerativeConfig",
+                path.display()
+            )
+        })?;
+    }
     study_config(&args, &noises)
         .validate()
         .context("bad study settings")?;
@@ -193,7 +207,14 @@ fn study_config(args: &Args, noises: &[Option<f64>]) -> StudyConfig {
         grid_digits: 3.min(args.n_images),
         seed: args.seed,
         hybrid: HybridConfig::default(),
-        generative: generative_config(args.quick),
+        generative: match &args.generative_config {
+            // read and checked in parse_args
+            Some(path) => std::fs::read(path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_else(|| generative_config(args.quick)),
+            None => generative_config(args.quick),
+        },
     }
 }
 
@@ -316,7 +337,8 @@ fn main() -> Result<()> {
 
     // Phase 1 (the TV weights, no network) runs while the classifier trains or loads.
     let tv_jobs = study.tv_jobs();
-    let (net, tv_out) = rayon::join(
+    // ... and the VAE trains (or loads) beside them, on the training digits only
+    let (net, (tv_out, vae)) = rayon::join(
         || -> Result<(Classifier, f64)> {
             let net = match given_model {
                 Some(net) => net,
@@ -329,20 +351,28 @@ fn main() -> Result<()> {
             );
             Ok((net, accuracy))
         },
-        || study.run_phase::<Classifier>(&tv_jobs, None, None, &|_, _| {}),
+        || {
+            rayon::join(
+                || study.run_phase::<Classifier>(&tv_jobs, None, None, &|_, _| {}),
+                || -> Result<Option<netinv::models::Vae>> {
+                    let vae = match (&args.vae, args.no_generative) {
+                        (_, true) => None,
+                        (Some(dir), false) => Some(ct_study_support::load_vae(dir, false)?),
+                        (None, false) => Some(ct_study_support::train_or_reuse_vae(
+                            &args.out.join("vae"),
+                            &vae_recipe,
+                            &mnist,
+                        )?),
+                    };
+                    println!("generative prior ready ({:.0} s)", secs());
+                    Ok(vae)
+                },
+            )
+        },
     );
     let (net, accuracy) = net?;
     let tv_out = tv_out?;
-    // the generative arms' decoder: given, cached or trained on the training digits only
-    let vae = match (&args.vae, args.no_generative) {
-        (_, true) => None,
-        (Some(dir), false) => Some(ct_study_support::load_vae(dir, false)?),
-        (None, false) => Some(ct_study_support::train_or_reuse_vae(
-            &args.out.join("vae"),
-            &vae_recipe,
-            &mnist,
-        )?),
-    };
+    let vae = vae?;
     let vae_decoder = vae.as_ref().map(UnconditionalVae);
     let study = match &vae_decoder {
         Some(d) => study.with_priors(GenerativePriors {
@@ -351,7 +381,6 @@ fn main() -> Result<()> {
         }),
         None => study,
     };
-    println!("generative priors ready ({:.0} s)", secs());
     println!(
         "TV weights tuned on {} validation digits ({:.0} s)",
         val.len(),

@@ -57,4 +57,4 @@ pub enum ClassChoice<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -96,7 +96,7 @@ pub fn refine_grid<O: LinearOperator + ?Sized>(
     grid: &[(f32, f32)],
     iterations: usize,
 ) -> Result<Vec<Vec<Array2<f32>>>> {
-    if grid.is_empty() || grid.iter().any(|&(mu, _)| !(mu > 0.0)) {
+    if grid.is_empty() || grid.iter().any(|&(mu, _)| mu.is_nan() || mu <= 0.0) {
         return Err(crate::error::invalid(
             "grid",
             "at least one candidate, every anchor weight > 0",

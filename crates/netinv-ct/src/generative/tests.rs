@@ -8,7 +8,7 @@ use super::*;
 use crate::scan_operator;
 use crate::study::tv_config;
 
-fn tiny_vae() -> Vae {
+pub(crate) fn tiny_vae() -> Vae {
     let cfg = VaeConfig {
         latent_dim: 4,
         conv1_channels: 2,
@@ -22,9 +22,9 @@ fn tiny_vae() -> Vae {
 }
 
 /// A conditional decoder for tests: class `c` shifts the code by a fixed vector first.
-struct Shifted {
-    vae: Vae,
-    classes: usize,
+pub(crate) struct Shifted {
+    pub(crate) vae: Vae,
+    pub(crate) classes: usize,
 }
 
 impl LatentDecoder for Shifted {

@@ -323,6 +323,15 @@ fn push(out: &mut [ArmImages], arm: usize, images: impl IntoIterator<Item = Arra
     }
 }
 
+/// A model's log, its fits (label-free, then oracle) and their refined images.
+type ModelRun = (ModelLog, Vec<LatentFit>, Vec<Array2<f32>>);
+
+/// The chosen latent prior weight, every candidate's score and the chosen one's fits.
+type PriorChoice = (f32, Vec<(f32, f64)>, Vec<LatentFit>);
+
+/// The chosen refinement and every candidate's score.
+type RefineChoice = (RefineConfig, Vec<((f32, f32), f64)>);
+
 /// One setting's data for the arms of one model.
 struct ModelContext<'a, 'b> {
     cx: &'a GenerativeContext<'b>,
@@ -342,7 +351,7 @@ impl ModelContext<'_, '_> {
         decoder: &dyn LatentDecoder,
         search: &LatentSearchConfig,
         oracle: Option<&[u32]>,
-    ) -> Result<(ModelLog, Vec<LatentFit>, Vec<Array2<f32>>)> {
+    ) -> Result<ModelRun> {
         let t0 = thread_seconds();
         let (prior_weight, prior_val_psnr, val_fits) = self.tune_prior(decoder, search)?;
         let (refine, refine_val_psnr) = self.tune_refine(&val_fits)?;
@@ -388,7 +397,7 @@ impl ModelContext<'_, '_> {
         &self,
         decoder: &dyn LatentDecoder,
         search: &LatentSearchConfig,
-    ) -> Result<(f32, Vec<(f32, f64)>, Vec<LatentFit>)> {
+    ) -> Result<PriorChoice> {
         let mut scores = Vec::new();
         let mut fits_of = Vec::new();
         for &w in &self.cx.cfg.prior_weights {
@@ -407,7 +416,7 @@ impl ModelContext<'_, '_> {
 
     /// The refinement with the best mean validation PSNR: anchor 0 (the TV arm, listed
     /// first so that it wins ties) or a grid candidate refined from `fits`.
-    fn tune_refine(&self, fits: &[LatentFit]) -> Result<(RefineConfig, Vec<((f32, f32), f64)>)> {
+    fn tune_refine(&self, fits: &[LatentFit]) -> Result<RefineChoice> {
         let cfg = self.cx.cfg;
         let mut scores = vec![((0.0f32, self.cx.tv_weight), self.tv_val_psnr)];
         let grid = cfg.grid();
@@ -498,4 +507,119 @@ fn failures(
     });
     out.truncate(cx.cfg.failures_kept);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generative::tests::{tiny_vae, Shifted};
+    use crate::generative::UnconditionalVae;
+    use crate::scan_operator;
+    use crate::study::baselines::sinogram;
+
+    fn digits(n: usize, offset: usize) -> Vec<Array2<f32>> {
+        (0..n)
+            .map(|i| {
+                Array2::from_shape_fn((28, 28), |(r, c)| {
+                    if (6 + i + offset..18 + i).contains(&r)
+                        && (10..14 + (i + offset) % 4).contains(&c)
+                    {
+                        0.8
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The label-free arms never read the labels: corrupting them changes the oracle arms
+    /// only.
+    #[test]
+    fn label_free_arms_ignore_the_labels() {
+        let cvae = Shifted {
+            vae: tiny_vae(),
+            classes: 3,
+        };
+        let vae = tiny_vae();
+        let plain = UnconditionalVae(&vae);
+        let op = CsrOperator::new(&scan_operator(28, 3).unwrap());
+        let val = digits(2, 1);
+        let cfg = GenerativeConfig {
+            search: LatentSearchConfig {
+                starts: 2,
+                steps: 4,
+                explore_steps: 2,
+                keep_classes: 2,
+                ..Default::default()
+            },
+            vae_starts: 2,
+            prior_weights: vec![0.1, 1.0],
+            anchors: vec![0.1],
+            refine_tv_weights: vec![0.0],
+            refine_iterations: 10,
+            failures_kept: 2,
+        };
+        let setting = Setting {
+            index: 0,
+            n_angles: 3,
+            noise: None,
+        };
+        let images = digits(3, 0);
+        let sinos: Vec<Array2<f32>> = images
+            .iter()
+            .map(|x| sinogram(&op, x.view(), None, 0).unwrap())
+            .collect();
+        let views: Vec<ArrayView2<f32>> = sinos.iter().map(|s| s.view()).collect();
+        let tv: Vec<Array2<f32>> = TvPdhg::new(tv_config(0.01, 20))
+            .unwrap()
+            .reconstruct_batch(&op, &views)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.image)
+            .collect();
+        let run = |labels: Vec<u32>| {
+            let test = Digits {
+                images: images.clone(),
+                labels,
+            };
+            let cx = GenerativeContext {
+                priors: GenerativePriors {
+                    vae: Some(&plain),
+                    cvae: Some(&cvae),
+                },
+                cfg: &cfg,
+                val: &val,
+                test: &test,
+                seed: 0,
+                tv_weight: 0.01,
+                pdhg_iterations: 20,
+            };
+            let mut out: Vec<ArmImages> = vec![Vec::new(); 3];
+            let g = generative_arms(&cx, &setting, &op, &views, &tv, &mut out).unwrap();
+            (out, g)
+        };
+        let (a, ga) = run(vec![0, 1, 2]);
+        let (b, gb) = run(vec![2, 0, 1]);
+        let by_arm = |out: &[ArmImages], arm_index: usize| -> Vec<Array2<f32>> {
+            out.iter()
+                .map(|r| r.iter().find(|(k, _)| *k == arm_index).unwrap().1.clone())
+                .collect()
+        };
+        for (method, labels) in [
+            (Method::Vae, ArmLabels::None),
+            (Method::VaeDc, ArmLabels::None),
+            (Method::Cvae, ArmLabels::Predicted),
+            (Method::CvaeDc, ArmLabels::Predicted),
+        ] {
+            let k = arm(method, labels);
+            assert_eq!(by_arm(&a, k), by_arm(&b, k), "{method:?} read the labels");
+        }
+        let oracle = arm(Method::Cvae, ArmLabels::Oracle);
+        assert_ne!(by_arm(&a, oracle), by_arm(&b, oracle));
+        let classes = |g: &GenerativeSetting| g.digits.iter().map(|d| d.class).collect::<Vec<_>>();
+        assert_eq!(classes(&ga), classes(&gb));
+        assert_eq!(ga.cvae.as_ref().unwrap().refine_val_psnr.len(), 2);
+        assert_eq!(a[0].len(), 6, "six generative arms per digit");
+    }
 }
