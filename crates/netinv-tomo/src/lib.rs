@@ -38,6 +38,7 @@ mod batch;
 mod error;
 mod fbp;
 mod geometry;
+mod joseph;
 mod noise;
 mod npy;
 mod operator;
