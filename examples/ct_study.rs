@@ -47,7 +47,7 @@ use candle_nn::VarMap;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use netinv::core::{atomic_write_bytes, write_json, ImageRef, Monitor, ProgressObserver};
-use netinv::ct::generative::{LatentDecoder, LatentSearchConfig, UnconditionalVae};
+use netinv::ct::generative::{ConditionalVae, LatentDecoder, LatentSearchConfig, UnconditionalVae};
 use netinv::ct::study::{
     markdown_table, noise_name, parse_noise, Digits, Family, GenerativeConfig, GenerativePriors,
     Job, Method, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS, ARM_COLORS, CI95_RULE,
@@ -117,8 +117,13 @@ struct Args {
     /// instead of training one (cached in `--out/vae` with its recipe).
     #[arg(long)]
     vae: Option<PathBuf>,
-    /// Training epochs of the study's VAE when no --vae is given (not with --quick).
-    #[arg(long, default_value_t = 5, value_parser = flag_support::at_least_one)]
+    /// A trained conditional VAE (10 classes) for the `cvae*` arms instead of training one
+    /// (cached in `--out/cvae` with its recipe).
+    #[arg(long)]
+    cvae: Option<PathBuf>,
+    /// Training epochs of the study's VAE and conditional VAE when not given (not with
+    /// --quick).
+    #[arg(long, default_value_t = 20, value_parser = flag_support::at_least_one)]
     vae_epochs: usize,
     /// Skip the generative-prior arms (vae*, cvae*).
     #[arg(long)]
@@ -329,11 +334,24 @@ fn main() -> Result<()> {
     let study = Study::new(study_config(&args, &noises), &val, &test)?;
     let recipe = recipe(&args, &mnist);
     let model_dir = args.out.join("model");
-    let vae_recipe = ct_study_support::vae_recipe(
-        args.quick,
-        args.vae_epochs,
-        mnist.train().len().saturating_sub(VAL_RESERVE),
-    );
+    let n_fit = mnist.train().len().saturating_sub(VAL_RESERVE);
+    let vae_recipe = ct_study_support::vae_recipe(args.quick, args.vae_epochs, n_fit, false);
+    let cvae_recipe = ct_study_support::vae_recipe(args.quick, args.vae_epochs, n_fit, true);
+    let prior =
+        |given: &Option<PathBuf>, recipe, folder: &str| -> Result<Option<netinv::models::Vae>> {
+            let conditional = folder == "cvae";
+            let vae = match (given, args.no_generative) {
+                (_, true) => None,
+                (Some(dir), false) => Some(ct_study_support::load_vae(dir, conditional)?),
+                (None, false) => Some(ct_study_support::train_or_reuse_vae(
+                    &args.out.join(folder),
+                    recipe,
+                    &mnist,
+                )?),
+            };
+            println!("{folder} ready ({:.0} s)", secs());
+            Ok(vae)
+        };
 
     // Phase 1 (the TV weights, no network) runs while the classifier trains or loads.
     let tv_jobs = study.tv_jobs();
@@ -354,32 +372,27 @@ fn main() -> Result<()> {
         || {
             rayon::join(
                 || study.run_phase::<Classifier>(&tv_jobs, None, None, &|_, _| {}),
-                || -> Result<Option<netinv::models::Vae>> {
-                    let vae = match (&args.vae, args.no_generative) {
-                        (_, true) => None,
-                        (Some(dir), false) => Some(ct_study_support::load_vae(dir, false)?),
-                        (None, false) => Some(ct_study_support::train_or_reuse_vae(
-                            &args.out.join("vae"),
-                            &vae_recipe,
-                            &mnist,
-                        )?),
-                    };
-                    println!("generative prior ready ({:.0} s)", secs());
-                    Ok(vae)
+                || {
+                    rayon::join(
+                        || prior(&args.vae, &vae_recipe, "vae"),
+                        || prior(&args.cvae, &cvae_recipe, "cvae"),
+                    )
                 },
             )
         },
     );
     let (net, accuracy) = net?;
     let tv_out = tv_out?;
-    let vae = vae?;
+    let (vae, cvae) = (vae.0?, vae.1?);
     let vae_decoder = vae.as_ref().map(UnconditionalVae);
-    let study = match &vae_decoder {
-        Some(d) => study.with_priors(GenerativePriors {
-            vae: Some(d as &dyn LatentDecoder),
-            cvae: None,
-        }),
-        None => study,
+    let cvae_decoder = cvae.as_ref().map(ConditionalVae);
+    let study = if args.no_generative {
+        study
+    } else {
+        study.with_priors(GenerativePriors {
+            vae: vae_decoder.as_ref().map(|d| d as &dyn LatentDecoder),
+            cvae: cvae_decoder.as_ref().map(|d| d as &dyn LatentDecoder),
+        })
     };
     println!(
         "TV weights tuned on {} validation digits ({:.0} s)",

@@ -25,13 +25,16 @@ pub struct VaeRecipe {
     pub conditional: bool,
 }
 
-/// The recipe of the study's unconditional VAE.
-pub fn vae_recipe(quick: bool, epochs: usize, train_digits: usize) -> VaeRecipe {
+/// The recipe of the study's unconditional (or, with `conditional`, class-conditional:
+/// 10 classes) VAE: the same architecture and training for both, so that the two differ
+/// by the class conditioning only.
+pub fn vae_recipe(quick: bool, epochs: usize, train_digits: usize, conditional: bool) -> VaeRecipe {
     VaeRecipe {
         vae: VaeConfig {
             latent_dim: 16,
             conv1_channels: 8,
             conv2_channels: 16,
+            n_classes: if conditional { 10 } else { 0 },
             ..VaeConfig::default()
         },
         train: VaeTrainConfig {
@@ -40,7 +43,7 @@ pub fn vae_recipe(quick: bool, epochs: usize, train_digits: usize) -> VaeRecipe 
         },
         train_digits: if quick { 2000 } else { train_digits },
         init_seed: 0,
-        conditional: false,
+        conditional,
     }
 }
 
@@ -48,9 +51,12 @@ pub fn vae_recipe(quick: bool, epochs: usize, train_digits: usize) -> VaeRecipe 
 pub fn load_vae(dir: &Path, conditional: bool) -> Result<Vae> {
     let vae = Vae::load(dir, &Device::Cpu).with_context(|| format!("VAE in {}", dir.display()))?;
     ensure!(
-        !conditional,
-        "conditional VAEs are not available yet in netinv-models ({})",
-        dir.display()
+        (vae.n_classes() > 0) == conditional,
+        "the VAE in {} has {} classes; the {} arms need {}",
+        dir.display(),
+        vae.n_classes(),
+        if conditional { "cvae" } else { "vae" },
+        if conditional { "some" } else { "none" }
     );
     Ok(vae)
 }

@@ -42,7 +42,7 @@ mod refine;
 mod search;
 
 pub use config::{LatentSearchConfig, RefineConfig};
-pub use decoder::{LatentDecoder, UnconditionalVae};
+pub use decoder::{ConditionalVae, LatentDecoder, UnconditionalVae};
 pub use refine::{refine_grid, DcRefinement};
 pub use search::{LatentFit, LatentRun, LatentSearch};
 

@@ -2,7 +2,7 @@
 //! as one batch, the data term's gradient through the projector's adjoint, the decoder's
 //! through candle.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::Device;
 use ndarray::{Array2, Array3, ArrayView2};
 use netinv_models::standard_normal;
 use netinv_tomo::{stack_images, LinearOperator};
@@ -351,24 +351,18 @@ impl<D: LatentDecoder + ?Sized, O: LinearOperator + ?Sized> LatentRun<'_, D, O> 
     fn chunk_gradient(&self, start: usize, end: usize) -> Result<(Vec<f32>, Vec<f64>, Vec<f32>)> {
         let k = self.decoder.latent_dim();
         let n = end - start;
-        let z = Var::from_vec(self.z[start * k..end * k].to_vec(), (n, k), &Device::Cpu)?;
         let classes: Option<Vec<u32>> = self.chains[start..end].iter().map(|c| c.class).collect();
-        let x = self.decoder.decode(z.as_tensor(), classes.as_deref())?;
-        let images = x.flatten_all()?.to_vec1::<f32>()?;
-        let (g, misfit) = self.data_gradient(&images, start, n);
-        let g = Tensor::from_vec(g, x.shape(), &Device::Cpu)?;
-        let grads = (x * g)?.sum_all()?.backward()?;
-        let dz = grads
-            .get(z.as_tensor())
-            .ok_or_else(|| invalid("decoder", "the decoded images do not depend on z"))?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let mut misfit = Vec::new();
+        let z = &self.z[start * k..end * k];
+        let (images, dz) = self
+            .decoder
+            .decode_and_pull(z, classes.as_deref(), &mut |images| {
+                let (g, m) = self.data_gradient(images, start, n);
+                misfit = m;
+                Ok(g)
+            })?;
         let lam = self.cfg.prior_weight;
-        let dz = dz
-            .iter()
-            .zip(&self.z[start * k..end * k])
-            .map(|(&d, &z)| d + 2.0 * lam * z)
-            .collect();
+        let dz = dz.iter().zip(z).map(|(&d, &z)| d + 2.0 * lam * z).collect();
         Ok((dz, misfit, images))
     }
 
