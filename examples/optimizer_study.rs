@@ -26,18 +26,30 @@
 //! one is already cached in `--judge` (never trained; judge accuracies are then null).
 //! Every flag is checked before any work starts (seeds, epochs and steps >= 1, no repeated
 //! epochs).
+//!
+//! Many machines: `--shard K/N` runs only shard K's share of the jobs (balanced by
+//! estimated cost, see `netinv::core::shard`) and writes its rows with a manifest to
+//! `--out/shard.json`; `--merge DIR... --out OUT` checks the shards belong together (same
+//! settings, every job exactly once) and writes into OUT what one run writes: `study.json`
+//! (rows in job order; only the timing field `ms_per_step` differs between any two runs),
+//! `study.md`, and each job's `nets/` and `runs/` folders copied from its shard. See
+//! docs/scaling.md.
 
 #[path = "flag_support/mod.rs"]
 mod flag_support;
 #[path = "invert_support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use clap::Parser;
+use netinv::core::shard::{self, Shard, ShardManifest};
 use netinv::core::{atomic_write_bytes, write_json};
-use netinv::invert::study::{OptimizerStudy, Row};
+use netinv::invert::study::{OptimizerJob, OptimizerStudy, Row};
+
+/// The study's name in shard manifests.
+const STUDY: &str = "optimizer_study";
 
 /// Train nets with SGD / Adam / Adam + FGSM and invert each.
 #[derive(Debug, Parser)]
@@ -63,6 +75,12 @@ struct Args {
     /// Smoke-test settings (see the header).
     #[arg(long)]
     quick: bool,
+    /// Run only shard K of N of the job list (K in 1..=N) and record it in --out/shard.json.
+    #[arg(long, value_parser = flag_support::shard)]
+    shard: Option<Shard>,
+    /// Merge these finished shard folders into --out (the settings come from the shards).
+    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "epochs", "steps", "no_grid", "quick", "shard"])]
+    merge: Vec<PathBuf>,
 }
 
 impl Args {
@@ -87,8 +105,14 @@ impl Args {
 fn main() -> Result<()> {
     netinv::core::install_cleanup_handler()?;
     let args = Args::parse();
+    if !args.merge.is_empty() {
+        return merge(&args);
+    }
     let study = args.study()?;
     let jobs = study.jobs()?;
+    let shard = args.shard.unwrap_or_else(Shard::whole);
+    let costs: Vec<f64> = jobs.iter().map(OptimizerJob::cost).collect();
+    let mine = shard.jobs_of(&costs)?;
     let mnist = netinv::data::Mnist::embedded()?;
     let judge = if args.quick {
         let judge = support::cached_judge(&args.judge)?;
@@ -102,8 +126,8 @@ fn main() -> Result<()> {
     } else {
         Some(support::judge(&args.judge, &mnist)?)
     };
-    let mut done: Vec<(usize, Vec<Row>)> = Vec::with_capacity(jobs.len());
-    for job in &jobs {
+    let mut done: Vec<(usize, Vec<Row>)> = Vec::with_capacity(mine.len());
+    for job in mine.iter().map(|&j| &jobs[j]) {
         let name = job.name();
         let (net, test_accuracy) = support::load_or_train_net(
             &job.train,
@@ -141,14 +165,60 @@ fn main() -> Result<()> {
             // the merged table so far, rewritten after every run
             let mut so_far = done.clone();
             so_far.push((job.index, rows.clone()));
-            let merged = OptimizerStudy::merge(so_far);
-            write_json(args.out.join("study.json"), &merged)?;
-            atomic_write_bytes(args.out.join("study.md"), Row::table(&merged).as_bytes())?;
+            write_rows(&args.out, &OptimizerStudy::merge(so_far))?;
         }
         done.push((job.index, rows));
+    }
+    if let Some(shard) = args.shard {
+        let config = serde_json::json!({ "study": study, "judged": judge.is_some() });
+        let manifest = ShardManifest::new(STUDY, config, shard, jobs.len(), mine);
+        let outputs: Vec<&Vec<Row>> = done.iter().map(|(_, rows)| rows).collect();
+        shard::write_shard(&args.out, &manifest, &(), &outputs)?;
+        println!(
+            "shard {shard}: {} of {} jobs in {}/shard.json; combine the shards with --merge",
+            outputs.len(),
+            jobs.len(),
+            args.out.display()
+        );
     }
     let rows = OptimizerStudy::merge(done);
     println!("{}", Row::table(&rows));
     println!("wrote {}/study.json and study.md", args.out.display());
+    Ok(())
+}
+
+/// `study.json` and `study.md` of `rows`.
+fn write_rows(out: &Path, rows: &[Row]) -> Result<()> {
+    write_json(out.join("study.json"), rows)?;
+    atomic_write_bytes(out.join("study.md"), Row::table(rows).as_bytes())?;
+    Ok(())
+}
+
+/// `--merge`: the shards' rows in job order and their per-job folders, as one run writes
+/// them.
+fn merge(args: &Args) -> Result<()> {
+    flag_support::output_folder("--out", &args.out)?;
+    let merged = shard::merge::<(), Vec<Row>>(&args.merge, STUDY, &args.out)?;
+    let study: OptimizerStudy = serde_json::from_value(merged.config["study"].clone())?;
+    let jobs = study.jobs()?;
+    ensure!(
+        jobs.len() == merged.outputs.len(),
+        "the shards list {} jobs, their settings give {}",
+        merged.outputs.len(),
+        jobs.len()
+    );
+    for (job, source) in jobs.iter().zip(&merged.sources) {
+        for part in ["nets", "runs"] {
+            shard::copy_job_files(source, &args.out, &Path::new(part).join(job.name()))?;
+        }
+    }
+    let rows = OptimizerStudy::merge(merged.outputs.into_iter().enumerate().collect());
+    write_rows(&args.out, &rows)?;
+    println!("{}", Row::table(&rows));
+    println!(
+        "merged {} shards: wrote {}/study.json and study.md",
+        args.merge.len(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -22,6 +22,12 @@
 //! embeddings coloured by class on the circle / Poincare disk, prototypes as large dots)
 //! and `embedding_<kind>_d3_s<seed>.png` (the same in 3-D, projected on the first two
 //! coordinates).
+//!
+//! Many machines: the study is the job list of `netinv::prototypes::study` (one net per
+//! job). `--shard K/N` runs shard K's share and records it in `--out/shard.json`;
+//! `--merge DIR... --out OUT` checks the shards belong together and writes into OUT what
+//! one run writes (`study.json`, `baseline.json` byte-identical, the job folders and plots
+//! copied). See docs/scaling.md.
 
 #[path = "flag_support/mod.rs"]
 mod flag_support;
@@ -37,17 +43,21 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
 use clap::Parser;
+use netinv::core::shard::{self, Shard, ShardManifest};
 use netinv::core::{write_json, Monitor};
 use netinv::data::Dataset;
 use netinv::invert::{InversionConfig, Inverter};
 use netinv::models::train::{evaluate, evaluate_with, OptimizerKind, TrainConfig, Trainer};
 use netinv::models::Judge;
 use netinv::models::{load_frozen, Classifier, ClassifierConfig};
+use netinv::prototypes::study::{Baseline, PrototypeJob, PrototypeOutput, PrototypeStudy, Row};
 use netinv::prototypes::{
     place_prototypes, PlacementConfig, PrototypeHead, PrototypeKind, PrototypeObjective,
 };
 use plotters::prelude::*;
-use serde::Serialize;
+
+/// The study's name in shard manifests.
+const STUDY: &str = "prototype_study";
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -84,6 +94,12 @@ struct Args {
     /// Smoke-test settings (see the header); judges only with a cached judge.
     #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "steps", "train", "invert_dim"])]
     quick: bool,
+    /// Run only shard K of N of the job list (K in 1..=N) and record it in --out/shard.json.
+    #[arg(long, value_parser = flag_support::shard)]
+    shard: Option<Shard>,
+    /// Merge these finished shard folders into --out (the settings come from the shards).
+    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "dims", "epochs", "lr", "slope", "steps", "train", "invert_dim", "quick", "shard"])]
+    merge: Vec<PathBuf>,
 }
 
 impl Args {
@@ -96,24 +112,28 @@ impl Args {
     }
 }
 
-#[derive(Serialize)]
-struct Row {
-    kind: &'static str,
-    dim: usize,
-    seed: u64,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    judge_accuracy: Option<f64>,
-}
+impl Args {
+    /// The job list's settings.
+    fn study(&self) -> PrototypeStudy {
+        PrototypeStudy {
+            seeds: self.seeds,
+            dims: self.dims.clone(),
+            invert_dim: self.invert_dim,
+        }
+    }
 
-#[derive(Serialize)]
-struct Baseline {
-    seed: u64,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    judge_accuracy: Option<f64>,
+    /// Everything that sets the results, for the shard manifest.
+    fn manifest_config(&self, judged: bool) -> serde_json::Value {
+        serde_json::json!({
+            "study": self.study(),
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "slope": self.slope,
+            "steps": self.steps,
+            "train": self.train,
+            "judged": judged,
+        })
+    }
 }
 
 /// Checks what clap's value parsers cannot: flags against each other, the data size and
@@ -142,9 +162,17 @@ fn validate(args: &Args, training_digits: usize) -> Result<()> {
 fn main() -> Result<()> {
     netinv::core::install_cleanup_handler()?;
     let mut args = Args::parse();
+    if !args.merge.is_empty() {
+        return merge(&args);
+    }
     args.apply_quick();
     let mnist = netinv::data::Mnist::embedded()?;
     validate(&args, mnist.train().len())?;
+    let study = args.study();
+    let jobs = study.jobs()?;
+    let shard = args.shard.unwrap_or_else(Shard::whole);
+    let costs: Vec<f64> = jobs.iter().map(|j| study.cost(j)).collect();
+    let mine = shard.jobs_of(&costs)?;
     let train = match args.train {
         Some(n) => mnist.train().take(n),
         None => mnist.train().clone(),
@@ -162,80 +190,41 @@ fn main() -> Result<()> {
     } else {
         Some(support::judge(&args.judge, &mnist)?)
     };
-    let dev = Device::Cpu;
-    let train_cfg = |seed: u64| TrainConfig {
-        epochs: args.epochs,
-        optimizer: OptimizerKind::Adam,
-        lr: args.lr,
-        seed,
-        ..Default::default()
-    };
     let inv_cfg = InversionConfig {
         steps: args.steps,
         ..Default::default()
     };
-    let targets: Vec<u32> = (0..10).collect();
-    let mut rows = Vec::new();
-    let mut baselines = Vec::new();
-    for seed in 0..args.seeds {
-        // Cross-entropy baseline.
-        let dir = args.out.join(format!("cross_entropy_s{seed}"));
-        let net_cfg = ClassifierConfig::default();
-        let varmap = VarMap::new();
-        let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
-        Trainer::new(train_cfg(seed))?
-            .with_checkpoints(&dir, net_cfg.clone())
-            .fit(&net, &varmap, &train, None, &mut Monitor::new())?;
-        let ev = evaluate(&net, test, &dev)?;
-        let frozen = load_frozen(&dir, &dev)?;
-        let inverted = Inverter::new(inv_cfg.clone())?.invert_classes(
-            &frozen,
-            &targets,
-            None,
-            &dev,
-            &mut Monitor::new(),
-        )?;
-        support::write_images_npy(&dir.join("images.npy"), &inverted.images)?;
-        let judge_accuracy = match &judge {
-            Some(judge) => Some(judge.verdict(inverted.images.view(), &targets)?.accuracy),
-            None => None,
-        };
-        eprintln!(
-            "seed {seed} cross-entropy: F1 {:.4}, judge {}",
-            ev.macro_f1,
-            judged_text(judge_accuracy)
-        );
-        baselines.push(Baseline {
-            seed,
-            precision: ev.macro_precision,
-            recall: ev.macro_recall,
-            f1: ev.macro_f1,
-            judge_accuracy,
-        });
-        for &dim in &args.dims {
-            let placement = place_prototypes(
-                10,
-                dim,
-                &PlacementConfig {
-                    seed,
-                    ..Default::default()
-                },
-            )?;
-            if let Some(w) = &placement.warning {
-                eprintln!("warning: {w}");
-            }
-            for kind in [PrototypeKind::Hyperspherical, PrototypeKind::Busemann] {
-                let row = run_one(
-                    &args,
-                    kind,
+    let mut outputs = Vec::with_capacity(mine.len());
+    for &j in &mine {
+        let out = match jobs[j] {
+            PrototypeJob::CrossEntropy { seed } => PrototypeOutput::CrossEntropy(run_baseline(
+                &args,
+                seed,
+                &train,
+                test,
+                judge.as_ref(),
+                &inv_cfg,
+            )?),
+            PrototypeJob::Prototype { kind, dim, seed } => {
+                let placement = place_prototypes(
+                    10,
                     dim,
-                    seed,
-                    &placement,
-                    &train,
-                    test,
-                    judge.as_ref(),
-                    &inv_cfg,
+                    &PlacementConfig {
+                        seed,
+                        ..Default::default()
+                    },
                 )?;
+                if let Some(w) = &placement.warning {
+                    eprintln!("warning: {w}");
+                }
+                let cx = RunContext {
+                    args: &args,
+                    train: &train,
+                    test,
+                    judge: judge.as_ref(),
+                    inv_cfg: &inv_cfg,
+                };
+                let row = run_one(&cx, kind, dim, seed, &placement)?;
                 eprintln!(
                     "seed {seed} {} D{dim}: P {:.4} R {:.4} F1 {:.4} judge {}",
                     row.kind,
@@ -244,30 +233,144 @@ fn main() -> Result<()> {
                     row.f1,
                     judged_text(row.judge_accuracy)
                 );
-                rows.push(row);
-                write_json(args.out.join("study.json"), &rows)?;
+                PrototypeOutput::Prototype(row)
             }
-        }
+        };
+        outputs.push(out);
+        // the rows so far, rewritten after every job
+        let (rows, baselines) = PrototypeStudy::merge(outputs.clone());
+        write_json(args.out.join("study.json"), &rows)?;
         write_json(args.out.join("baseline.json"), &baselines)?;
     }
+    if let Some(shard) = args.shard {
+        let config = args.manifest_config(judge.is_some());
+        let manifest = ShardManifest::new(STUDY, config, shard, jobs.len(), mine);
+        shard::write_shard(&args.out, &manifest, &(), &outputs)?;
+        println!(
+            "shard {shard}: {} of {} jobs in {}/shard.json; combine the shards with --merge",
+            outputs.len(),
+            jobs.len(),
+            args.out.display()
+        );
+    }
+    let (rows, baselines) = PrototypeStudy::merge(outputs);
     summary(&rows, &baselines, &args.dims);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_one(
+/// `--merge`: the shards' rows in job order and their job files, as one run writes them.
+fn merge(args: &Args) -> Result<()> {
+    flag_support::output_folder("--out", &args.out)?;
+    let merged = shard::merge::<(), PrototypeOutput>(&args.merge, STUDY, &args.out)?;
+    let study: PrototypeStudy = serde_json::from_value(merged.config["study"].clone())?;
+    let jobs = study.jobs()?;
+    anyhow::ensure!(
+        jobs.len() == merged.outputs.len(),
+        "the shards list {} jobs, their settings give {}",
+        merged.outputs.len(),
+        jobs.len()
+    );
+    for (job, source) in jobs.iter().zip(&merged.sources) {
+        for file in job.files() {
+            shard::copy_job_files(source, &args.out, Path::new(&file))?;
+        }
+    }
+    let (rows, baselines) = PrototypeStudy::merge(merged.outputs);
+    write_json(args.out.join("study.json"), &rows)?;
+    write_json(args.out.join("baseline.json"), &baselines)?;
+    summary(&rows, &baselines, &study.dims);
+    println!(
+        "merged {} shards into {}",
+        args.merge.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The cross-entropy net of `seed`: trained, evaluated, inverted and judged.
+fn run_baseline(
     args: &Args,
-    kind: PrototypeKind,
-    dim: usize,
     seed: u64,
-    placement: &netinv::prototypes::Placement,
     train: &Dataset,
     test: &Dataset,
     judge: Option<&Judge>,
     inv_cfg: &InversionConfig,
-) -> Result<Row> {
+) -> Result<Baseline> {
     let dev = Device::Cpu;
-    let dir = args.out.join(format!("{}_d{dim}_s{seed}", kind.name()));
+    let dir = args.out.join(PrototypeJob::CrossEntropy { seed }.folder());
+    let net_cfg = ClassifierConfig::default();
+    let varmap = VarMap::new();
+    let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
+    Trainer::new(train_config(args, seed))?
+        .with_checkpoints(&dir, net_cfg.clone())
+        .fit(&net, &varmap, train, None, &mut Monitor::new())?;
+    let ev = evaluate(&net, test, &dev)?;
+    let frozen = load_frozen(&dir, &dev)?;
+    let targets: Vec<u32> = (0..10).collect();
+    let inverted = Inverter::new(inv_cfg.clone())?.invert_classes(
+        &frozen,
+        &targets,
+        None,
+        &dev,
+        &mut Monitor::new(),
+    )?;
+    support::write_images_npy(&dir.join("images.npy"), &inverted.images)?;
+    let judge_accuracy = match judge {
+        Some(judge) => Some(judge.verdict(inverted.images.view(), &targets)?.accuracy),
+        None => None,
+    };
+    eprintln!(
+        "seed {seed} cross-entropy: F1 {:.4}, judge {}",
+        ev.macro_f1,
+        judged_text(judge_accuracy)
+    );
+    Ok(Baseline {
+        seed,
+        precision: ev.macro_precision,
+        recall: ev.macro_recall,
+        f1: ev.macro_f1,
+        judge_accuracy,
+    })
+}
+
+/// The Adam recipe of every net of the study.
+fn train_config(args: &Args, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs: args.epochs,
+        optimizer: OptimizerKind::Adam,
+        lr: args.lr,
+        seed,
+        ..Default::default()
+    }
+}
+
+/// What every prototype job needs besides its own settings.
+struct RunContext<'a> {
+    args: &'a Args,
+    train: &'a Dataset,
+    test: &'a Dataset,
+    judge: Option<&'a Judge>,
+    inv_cfg: &'a InversionConfig,
+}
+
+fn run_one(
+    cx: &RunContext<'_>,
+    kind: PrototypeKind,
+    dim: usize,
+    seed: u64,
+    placement: &netinv::prototypes::Placement,
+) -> Result<Row> {
+    let RunContext {
+        args,
+        train,
+        test,
+        judge,
+        inv_cfg,
+    } = *cx;
+    let dev = Device::Cpu;
+    let dir = args
+        .out
+        .join(PrototypeJob::Prototype { kind, dim, seed }.folder());
     let head = PrototypeHead::new(kind, placement, args.slope, &dev)?;
     let net_cfg = ClassifierConfig {
         outputs: dim,
@@ -275,15 +378,9 @@ fn run_one(
     };
     let varmap = VarMap::new();
     let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
-    let trainer = Trainer::new(TrainConfig {
-        epochs: args.epochs,
-        optimizer: OptimizerKind::Adam,
-        lr: args.lr,
-        seed,
-        ..Default::default()
-    })?
-    .with_loss(Arc::new(head.clone()))
-    .with_checkpoints(&dir, net_cfg);
+    let trainer = Trainer::new(train_config(args, seed))?
+        .with_loss(Arc::new(head.clone()))
+        .with_checkpoints(&dir, net_cfg);
     trainer
         .fit(&net, &varmap, train, None, &mut Monitor::new())
         .with_context(|| format!("training {} D{dim} seed {seed}", kind.name()))?;
@@ -315,7 +412,7 @@ fn run_one(
         None
     };
     Ok(Row {
-        kind: kind.name(),
+        kind: kind.name().to_string(),
         dim,
         seed,
         precision: ev.macro_precision,

@@ -26,6 +26,13 @@
 //! `study.md` (judge accuracy mean and min-max over seeds, test accuracy, per optimiser,
 //! data and length), per run `runs/<name>/` with `task1.png`, `task1.json`, `images.npy`,
 //! and the trained nets under `nets/` (reused when present).
+//!
+//! Many machines: the study is the job list of `netinv::interp::study` (one net per job).
+//! `--shard K/N` runs shard K's share and records it in `--out/shard.json`; `--merge DIR...
+//! --out OUT` checks the shards belong together and writes into OUT what one run writes
+//! (`study.json`, `config.json` byte-identical, `study.md`, the `nets/` and `runs/`
+//! folders copied). Train the VAE and the judge once before starting shards on one
+//! machine, so they do not train them side by side. See docs/scaling.md.
 
 #[path = "flag_support/mod.rs"]
 mod flag_support;
@@ -42,15 +49,19 @@ use anyhow::Result;
 use candle_core::Device;
 use candle_nn::VarMap;
 use clap::Parser;
+use netinv::core::shard::{self, Shard, ShardManifest};
 use netinv::core::{atomic_write_bytes, write_json, Monitor, ProgressObserver};
 use netinv::data::Mnist;
+use netinv::interp::study::{Row, SoftLabelJob, SoftLabelStudy, TrainData};
 use netinv::interp::{AlphaDist, InterpConfig, InterpolationSource};
 use netinv::invert::InversionConfig;
 use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
 use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
 use netinv::models::{VaeConfig, VaeTrainConfig};
-use serde::Serialize;
 use serde_json::json;
+
+/// The study's name in shard manifests.
+const STUDY: &str = "soft_label_study";
 
 /// Train SGD / Adam nets on real vs real + interpolated digits and invert each.
 #[derive(Debug, Parser)]
@@ -86,6 +97,12 @@ struct Args {
     /// Smoke-test settings (see the header); judges only with a cached judge.
     #[arg(long, conflicts_with_all = ["seeds", "epochs", "steps", "generated_per_real"])]
     quick: bool,
+    /// Run only shard K of N of the job list (K in 1..=N) and record it in --out/shard.json.
+    #[arg(long, value_parser = flag_support::shard)]
+    shard: Option<Shard>,
+    /// Merge these finished shard folders into --out (the settings come from the shards).
+    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "epochs", "steps", "generated_per_real", "distinct_classes", "beta", "quick", "shard"])]
+    merge: Vec<PathBuf>,
 }
 
 impl Args {
@@ -96,18 +113,6 @@ impl Args {
             (self.steps, self.generated_per_real) = (50, 0.1);
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Row {
-    optimizer: String,
-    data: String,
-    seed: u64,
-    epochs: usize,
-    test_accuracy: f64,
-    judge_accuracy: f64,
-    class_mean_corr: f64,
-    self_confidence: f64,
 }
 
 /// Trains a netinv-small net on `source` (soft targets) and saves it; cached like
@@ -191,8 +196,22 @@ fn validate(args: &Args) -> Result<()> {
 fn main() -> Result<()> {
     netinv::core::install_cleanup_handler()?;
     let mut args = Args::parse();
+    if !args.merge.is_empty() {
+        return merge(&args);
+    }
     args.apply_quick();
     validate(&args)?;
+    let study = SoftLabelStudy {
+        seeds: args.seeds,
+        epochs: args.epochs.clone(),
+    };
+    let jobs = study.jobs()?;
+    let shard = args.shard.unwrap_or_else(Shard::whole);
+    let costs: Vec<f64> = jobs
+        .iter()
+        .map(|j| j.cost(args.generated_per_real))
+        .collect();
+    let mine = shard.jobs_of(&costs)?;
     let mnist = Mnist::embedded()?;
     let judge = if args.quick {
         let cached = support::cached_judge(&args.judge)?;
@@ -236,64 +255,120 @@ fn main() -> Result<()> {
         snapshots: [100].into_iter().filter(|&s| s < args.steps).collect(),
         ..Default::default()
     };
-    write_json(
-        args.out.join("config.json"),
-        &json!({
-            "epochs": args.epochs,
-            "seeds": args.seeds,
-            "interp": source.config(),
-            "inversion": inv,
-            "vae": args.vae,
-            "judge": args.judge,
-        }),
-    )?;
-    let mut rows = Vec::new();
-    for &epochs in &args.epochs {
-        for seed in 0..args.seeds {
-            for (opt, recipe) in [("sgd", TrainConfig::sgd()), ("adam", TrainConfig::adam())] {
-                for data in ["real", "real+interp"] {
-                    let cfg = TrainConfig {
-                        epochs,
-                        seed,
-                        ..recipe.clone()
-                    };
-                    let tag = if data == "real" { "real" } else { "interp" };
-                    let name = format!("{opt}-{tag}-e{epochs}-s{seed}");
-                    let net_dir = args.out.join("nets").join(&name);
-                    let (net, test_accuracy) = if data == "real" {
-                        support::load_or_train_net(&cfg, seed, &mnist, &net_dir, &name)?
-                    } else {
-                        load_or_train_on_interp(&cfg, seed, &source, &mnist, &net_dir, &name)?
-                    };
-                    let dir = args.out.join("runs").join(&name);
-                    let t1 =
-                        support::task1(&net, judge.as_ref(), mnist.train(), &inv, &dir, false)?;
-                    let row = Row {
-                        optimizer: opt.to_string(),
-                        data: data.to_string(),
-                        seed,
-                        epochs,
-                        test_accuracy,
-                        judge_accuracy: t1.judge_accuracy.unwrap_or(f64::NAN),
-                        class_mean_corr: t1.class_mean_corr,
-                        self_confidence: t1.self_confidence,
-                    };
-                    let judged = t1
-                        .judge_accuracy
-                        .map_or("-".into(), |a| format!("{:.0}/10", 10.0 * a));
-                    println!(
-                        "{name}: test acc {test_accuracy:.4}, judge {judged}, corr {:.3}, own conf {:.3}",
-                        row.class_mean_corr,
-                        row.self_confidence
-                    );
-                    rows.push(row);
-                    write_json(args.out.join("study.json"), &rows)?;
-                    atomic_write_bytes(args.out.join("study.md"), table(&rows).as_bytes())?;
-                }
-            }
-        }
+    let config = json!({
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+        "interp": source.config(),
+        "inversion": inv,
+        "vae": args.vae,
+        "judge": args.judge,
+    });
+    write_json(args.out.join("config.json"), &config)?;
+    let mut rows = Vec::with_capacity(mine.len());
+    for job in mine.iter().map(|&j| &jobs[j]) {
+        let cx = RunContext {
+            args: &args,
+            mnist: &mnist,
+            source: &source,
+            judge: judge.as_ref(),
+            inv: &inv,
+        };
+        rows.push(run_job(&cx, job)?);
+        write_rows(&args.out, &rows)?;
+    }
+    if let Some(shard) = args.shard {
+        let config = json!({ "config_json": config, "judged": judge.is_some() });
+        let manifest = ShardManifest::new(STUDY, config, shard, jobs.len(), mine);
+        shard::write_shard(&args.out, &manifest, &(), &rows)?;
+        println!(
+            "shard {shard}: {} of {} jobs in {}/shard.json; combine the shards with --merge",
+            rows.len(),
+            jobs.len(),
+            args.out.display()
+        );
     }
     println!("{}", table(&rows));
     println!("wrote {}/study.json and study.md", args.out.display());
+    Ok(())
+}
+
+/// What every job needs besides its own settings.
+struct RunContext<'a> {
+    args: &'a Args,
+    mnist: &'a Mnist,
+    source: &'a InterpolationSource,
+    judge: Option<&'a netinv::models::Judge>,
+    inv: &'a InversionConfig,
+}
+
+/// Trains (or reloads) the job's net, inverts it with Task 1 and judges the images.
+fn run_job(cx: &RunContext<'_>, job: &SoftLabelJob) -> Result<Row> {
+    let (cfg, seed, name) = (&job.train, job.train.seed, job.name());
+    let net_dir = cx.args.out.join("nets").join(&name);
+    let (net, test_accuracy) = match job.data {
+        TrainData::Real => support::load_or_train_net(cfg, seed, cx.mnist, &net_dir, &name)?,
+        TrainData::RealInterp => {
+            load_or_train_on_interp(cfg, seed, cx.source, cx.mnist, &net_dir, &name)?
+        }
+    };
+    let dir = cx.args.out.join("runs").join(&name);
+    let t1 = support::task1(&net, cx.judge, cx.mnist.train(), cx.inv, &dir, false)?;
+    let row = Row {
+        optimizer: job.optimizer.clone(),
+        data: job.data.name().to_string(),
+        seed,
+        epochs: cfg.epochs,
+        test_accuracy,
+        judge_accuracy: t1.judge_accuracy.unwrap_or(f64::NAN),
+        class_mean_corr: t1.class_mean_corr,
+        self_confidence: t1.self_confidence,
+    };
+    let judged = t1
+        .judge_accuracy
+        .map_or("-".into(), |a| format!("{:.0}/10", 10.0 * a));
+    println!(
+        "{name}: test acc {test_accuracy:.4}, judge {judged}, corr {:.3}, own conf {:.3}",
+        row.class_mean_corr, row.self_confidence
+    );
+    Ok(row)
+}
+
+/// `study.json` and `study.md` of `rows`.
+fn write_rows(out: &Path, rows: &[Row]) -> Result<()> {
+    write_json(out.join("study.json"), rows)?;
+    atomic_write_bytes(out.join("study.md"), table(rows).as_bytes())?;
+    Ok(())
+}
+
+/// `--merge`: the shards' rows in job order, `config.json` and the job folders, as one run
+/// writes them.
+fn merge(args: &Args) -> Result<()> {
+    flag_support::output_folder("--out", &args.out)?;
+    let merged = shard::merge::<(), Row>(&args.merge, STUDY, &args.out)?;
+    let config = &merged.config["config_json"];
+    let study = SoftLabelStudy {
+        seeds: serde_json::from_value(config["seeds"].clone())?,
+        epochs: serde_json::from_value(config["epochs"].clone())?,
+    };
+    let jobs = study.jobs()?;
+    anyhow::ensure!(
+        jobs.len() == merged.outputs.len(),
+        "the shards list {} jobs, their settings give {}",
+        merged.outputs.len(),
+        jobs.len()
+    );
+    for (job, source) in jobs.iter().zip(&merged.sources) {
+        for part in ["nets", "runs"] {
+            shard::copy_job_files(source, &args.out, &Path::new(part).join(job.name()))?;
+        }
+    }
+    write_json(args.out.join("config.json"), config)?;
+    write_rows(&args.out, &merged.outputs)?;
+    println!("{}", table(&merged.outputs));
+    println!(
+        "merged {} shards into {}",
+        args.merge.len(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -94,3 +94,8 @@ pub fn input_folder(flag: &str, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// `--shard K/N` (K in 1..=N): which share of a study's job list this run computes.
+pub fn shard(s: &str) -> Result<netinv::core::shard::Shard, String> {
+    s.parse().map_err(|e: netinv::core::Error| e.to_string())
+}

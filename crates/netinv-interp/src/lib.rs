@@ -40,6 +40,7 @@
 
 mod error;
 mod interp;
+pub mod study;
 mod tsne;
 
 pub use error::{Error, Result};

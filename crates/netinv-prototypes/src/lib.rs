@@ -41,6 +41,7 @@ mod objective;
 mod placement;
 mod poincare;
 mod sphere;
+pub mod study;
 
 pub use error::{Error, Result};
 pub use head::{PrototypeFile, PrototypeHead, PrototypeKind, PROTOTYPES_FILE};

@@ -63,7 +63,9 @@ pub struct Row {
     pub l2: f64,
     /// Test accuracy of the trained net.
     pub test_accuracy: f64,
-    /// Fraction of the 10 images the judge classifies as their targets (NaN without one).
+    /// Fraction of the 10 images the judge classifies as their targets (NaN without one;
+    /// `null` in JSON, read back as NaN).
+    #[serde(deserialize_with = "netinv_core::shard::nan_from_null")]
     pub judge_accuracy: f64,
     /// Mean correlation of the images with their class-mean digits.
     pub class_mean_corr: f64,
@@ -200,6 +202,18 @@ impl OptimizerStudy {
 }
 
 impl OptimizerJob {
+    /// The job's estimated cost for balancing shards (only ratios matter): training epochs
+    /// (an adversarial epoch counted twice, for its attack pass) plus inversion steps / 100.
+    pub fn cost(&self) -> f64 {
+        let per_epoch = match self.train.adversarial {
+            Adversarial::None => 1.0,
+            _ => 2.0,
+        };
+        per_epoch * self.train.epochs as f64
+            + (self.inversions.len() * self.inversions.first().map_or(0, |i| i.steps)) as f64
+                / 100.0
+    }
+
     /// The job's name, also its folder: `<recipe>-e<epochs>-s<seed>`.
     pub fn name(&self) -> String {
         format!(
