@@ -42,6 +42,7 @@ mod generative;
 mod jobs;
 mod method;
 mod setting;
+mod shard;
 mod stats;
 mod tuning;
 
@@ -55,6 +56,7 @@ pub use generative::{
     DigitClass, Failure, GenerativeConfig, GenerativePriors, GenerativeSetting, ModelLog,
 };
 pub use jobs::{longest_first, par_longest_first, setting_cost, Job, JobOutput};
+pub use shard::{shard_settings, SHARD_STUDY};
 pub use method::{Arm, ArmLabels, Family, Method, ARMS, ARM_COLORS};
 pub use setting::{KeptDigit, SettingChoices, SettingResult};
 pub use stats::{
