@@ -56,9 +56,9 @@ pub use generative::{
     DigitClass, Failure, GenerativeConfig, GenerativePriors, GenerativeSetting, ModelLog,
 };
 pub use jobs::{longest_first, par_longest_first, setting_cost, Job, JobOutput};
-pub use shard::{shard_settings, SHARD_STUDY};
 pub use method::{Arm, ArmLabels, Family, Method, ARMS, ARM_COLORS};
 pub use setting::{KeptDigit, SettingChoices, SettingResult};
+pub use shard::{shard_settings, SHARD_STUDY};
 pub use stats::{
     markdown_table, mean_ci, metrics, noise_name, parse_noise, summarize, Metric, PerImage, Row,
     CI95_RULE, PSNR_CAP,
