@@ -1,6 +1,7 @@
 """Pivot ct_study's results.json into markdown tables (method x angle count) per noise level.
 
-Usage: python3 tools/ct/pivot_results.py runs/ct_study/results.json [psnr|ssim|mse]
+Usage: python3 tools/ct/pivot_results.py compact runs/ct_study results/ct_study
+       python3 tools/ct/pivot_results.py runs/ct_study/results.json [psnr|ssim|mse]
        python3 tools/ct/pivot_results.py runs/ct_study/per_image.json paired
        python3 tools/ct/pivot_results.py runs/ct_study/per_image.json accept
        python3 tools/ct/pivot_results.py runs/ct_study/generative.json classes
@@ -13,9 +14,17 @@ noise level (none and 1e3).
 `classes`: from generative.json and the per_image.json beside it: how often the label-free
 class is wrong, the confidence score, the PSNR on the wrong-class digits, the tuned choices
 and the time per digit.
+`compact RUN_DIR OUT_DIR`: the small files docs/results.md is printed from (committed in
+results/ct_study/): results.json as is, per_image_psnr.csv (arm, image, n_angles,
+noise_i0, psnr: every arm the paired tables use) and generative_summary.json
+(generative.json without the failure images). `paired` and `accept` read
+per_image_psnr.csv like per_image.json, and `classes` reads generative_summary.json with
+the per_image_psnr.csv beside it.
 Only the standard library is needed.
 """
+import csv
 import json
+import os
 import sys
 
 
@@ -146,9 +155,60 @@ def classes(generative, per_image):
         print("| " + " | ".join(cells) + " |")
 
 
+def load_per_image(path):
+    """per_image.json rows, or the same fields from per_image_psnr.csv."""
+    if not path.endswith(".csv"):
+        return json.load(open(path))
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append({"arm": int(r["arm"]), "image": int(r["image"]),
+                         "n_angles": int(r["n_angles"]),
+                         "noise_i0": None if r["noise_i0"] == "none" else float(r["noise_i0"]),
+                         "psnr": float(r["psnr"])})
+    return rows
+
+
+def compact(run_dir, out_dir):
+    """Writes the committed small result files from a ct_study output folder."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "results.json")) as f:
+        results = f.read()
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        f.write(results)
+    arms = set(ARMS)
+    with open(os.path.join(out_dir, "per_image_psnr.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["arm", "image", "n_angles", "noise_i0", "psnr"])
+        for r in json.load(open(os.path.join(run_dir, "per_image.json"))):
+            if r["arm"] in arms:
+                noise = "none" if r["noise_i0"] is None else repr(r["noise_i0"])
+                w.writerow([r["arm"], r["image"], r["n_angles"], noise, "%.4f" % r["psnr"]])
+    generative = json.load(open(os.path.join(run_dir, "generative.json")))
+    for g in generative:
+        for fail in g["failures"]:
+            del fail["images"]
+    with open(os.path.join(out_dir, "generative_summary.json"), "w") as f:
+        json.dump(generative, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def beside(path):
+    """The per-image file next to `path`: per_image.json, else per_image_psnr.csv."""
+    folder = os.path.dirname(path)
+    full = os.path.join(folder, "per_image.json")
+    return full if os.path.exists(full) else os.path.join(folder, "per_image_psnr.csv")
+
+
 def main():
-    rows = json.load(open(sys.argv[1]))
     metric = sys.argv[2] if len(sys.argv) > 2 else "psnr"
+    if sys.argv[1] == "compact":
+        compact(sys.argv[2], sys.argv[3])
+        return
+    if metric in ("paired", "accept"):
+        rows = load_per_image(sys.argv[1])
+    else:
+        rows = json.load(open(sys.argv[1]))
     if metric == "paired":
         paired(rows)
         return
@@ -156,8 +216,7 @@ def main():
         accept(rows)
         return
     if metric == "classes":
-        import os
-        classes(rows, json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "per_image.json"))))
+        classes(rows, load_per_image(beside(sys.argv[1])))
         return
     digits = {"psnr": 2, "ssim": 3, "mse": 4}[metric]
     noises = sorted({r["noise_i0"] for r in rows}, key=lambda n: -1 if n is None else -n)

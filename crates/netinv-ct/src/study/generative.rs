@@ -49,10 +49,12 @@ impl std::fmt::Debug for GenerativePriors<'_> {
 
 /// Settings of the generative arms.
 ///
-/// Defaults: the [`LatentSearchConfig`] defaults for the conditional search, 9 starts for
-/// the unconditional one (as many chains as the conditional search keeps per digit after
-/// pruning), prior weights {0.1, 1}, anchors {0.01, 0.1, 1}, refinement TV weights {0,
-/// 0.003, 0.03}, 300 refinement iterations, the 6 worst wrong-class digits kept.
+/// Defaults (chosen on 32 validation digits at 2, 3, 4 and 8 angles, within the study's
+/// time budget): the conditional search with 2 starts per class and 80 steps, every class
+/// for the first 20, then the best 3 (lr 0.2 to 0.02); the unconditional search with 4
+/// starts and 80 steps; prior weights {0.1, 1}; anchors {0.001, 0.003, 0.01, 0.1, 1} x
+/// refinement TV weights {0, 0.003, 0.03}, 300 refinement iterations; the 6 worst
+/// wrong-class digits kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerativeConfig {
@@ -76,10 +78,16 @@ pub struct GenerativeConfig {
 impl Default for GenerativeConfig {
     fn default() -> Self {
         Self {
-            search: LatentSearchConfig::default(),
-            vae_starts: 9,
+            search: LatentSearchConfig {
+                starts: 2,
+                steps: 80,
+                explore_steps: 20,
+                keep_classes: 3,
+                ..LatentSearchConfig::default()
+            },
+            vae_starts: 4,
             prior_weights: vec![0.1, 1.0],
-            anchors: vec![0.01, 0.1, 1.0],
+            anchors: vec![0.001, 0.003, 0.01, 0.1, 1.0],
             refine_tv_weights: vec![0.0, 0.003, 0.03],
             refine_iterations: 300,
             failures_kept: 6,
@@ -237,12 +245,14 @@ pub(crate) fn generative_arms(
     tv: &[Array2<f32>],
     out: &mut [ArmImages],
 ) -> Result<GenerativeSetting> {
-    let val_sinos = val_sinograms(cx.val, op, setting.noise, cx.seed)?;
-    let val_views: Vec<ArrayView2<f32>> = val_sinos.iter().map(|s| s.view()).collect();
-    // the TV arm on the validation digits: the refinement's anchor-0 candidate
-    let tv_val = TvPdhg::new(tv_config(cx.tv_weight, cx.pdhg_iterations))?
-        .reconstruct_batch(op, &val_views)?;
-    let tv_val_psnr = mean_psnr(cx.val, tv_val.iter().map(|r| &r.image))?;
+    let val = ValidationSet::new(
+        op,
+        cx.val,
+        setting.noise,
+        cx.seed,
+        cx.tv_weight,
+        cx.pdhg_iterations,
+    )?;
     let mut result = GenerativeSetting {
         setting: setting.index,
         n_angles: setting.n_angles,
@@ -254,9 +264,7 @@ pub(crate) fn generative_arms(
     };
     let ctx = ModelContext {
         cx,
-        op,
-        val_views: &val_views,
-        tv_val_psnr,
+        val: &val,
         views,
         tv,
     };
@@ -326,18 +334,10 @@ fn push(out: &mut [ArmImages], arm: usize, images: impl IntoIterator<Item = Arra
 /// A model's log, its fits (label-free, then oracle) and their refined images.
 type ModelRun = (ModelLog, Vec<LatentFit>, Vec<Array2<f32>>);
 
-/// The chosen latent prior weight, every candidate's score and the chosen one's fits.
-type PriorChoice = (f32, Vec<(f32, f64)>, Vec<LatentFit>);
-
-/// The chosen refinement and every candidate's score.
-type RefineChoice = (RefineConfig, Vec<((f32, f32), f64)>);
-
 /// One setting's data for the arms of one model.
 struct ModelContext<'a, 'b> {
     cx: &'a GenerativeContext<'b>,
-    op: &'a CsrOperator,
-    val_views: &'a [ArrayView2<'a, f32>],
-    tv_val_psnr: f64,
+    val: &'a ValidationSet<'a>,
     views: &'a [ArrayView2<'a, f32>],
     tv: &'a [Array2<f32>],
 }
@@ -352,20 +352,17 @@ impl ModelContext<'_, '_> {
         search: &LatentSearchConfig,
         oracle: Option<&[u32]>,
     ) -> Result<ModelRun> {
+        let op = self.val.op;
         let t0 = thread_seconds();
-        let (prior_weight, prior_val_psnr, val_fits) = self.tune_prior(decoder, search)?;
-        let (refine, refine_val_psnr) = self.tune_refine(&val_fits)?;
+        let tuned = tune_generative(decoder, search, self.cx.cfg, self.val)?;
         let t1 = thread_seconds();
-        let search = LatentSearch::new(LatentSearchConfig {
-            prior_weight,
-            ..search.clone()
-        })?;
-        let mut fits = search.run(decoder, self.op, self.views, ClassChoice::Free)?;
+        let search = tuned.search()?;
+        let mut fits = search.run(decoder, op, self.views, ClassChoice::Free)?;
         if let Some(labels) = oracle {
-            fits.extend(search.run(decoder, self.op, self.views, ClassChoice::Oracle(labels))?);
+            fits.extend(search.run(decoder, op, self.views, ClassChoice::Oracle(labels))?);
         }
         let t2 = thread_seconds();
-        let refined = if refine.anchor == 0.0 {
+        let refined = if tuned.refine.anchor == 0.0 {
             // the TV arm's problem from the TV arm's start: its images (the same bits)
             fits.chunks(self.views.len())
                 .flat_map(|_| self.tv.iter().cloned())
@@ -376,72 +373,160 @@ impl ModelContext<'_, '_> {
                 .flat_map(|_| self.views.iter().copied())
                 .collect();
             let anchors: Vec<ArrayView2<f32>> = fits.iter().map(|f| f.image.view()).collect();
-            DcRefinement::new(refine)?.run(self.op, &sinos, &anchors)?
+            DcRefinement::new(tuned.refine)?.run(op, &sinos, &anchors)?
         };
         let t3 = thread_seconds();
         let log = ModelLog {
-            prior_weight,
-            prior_val_psnr,
-            refine,
-            refine_val_psnr,
+            prior_weight: tuned.search.prior_weight,
+            prior_val_psnr: tuned.prior_val_psnr,
+            refine: tuned.refine,
+            refine_val_psnr: tuned.refine_val_psnr,
             tune_seconds: t1 - t0,
             search_seconds: t2 - t1,
             refine_seconds: t3 - t2,
         };
         Ok((log, fits, refined))
     }
+}
 
-    /// The latent prior weight with the best mean validation PSNR of the decoded images,
-    /// the scores, and the chosen weight's validation fits.
-    fn tune_prior(
-        &self,
-        decoder: &dyn LatentDecoder,
-        search: &LatentSearchConfig,
-    ) -> Result<PriorChoice> {
-        let mut scores = Vec::new();
-        let mut fits_of = Vec::new();
-        for &w in &self.cx.cfg.prior_weights {
-            let s = LatentSearch::new(LatentSearchConfig {
-                prior_weight: w,
-                ..search.clone()
-            })?;
-            let fits = s.run(decoder, self.op, self.val_views, ClassChoice::Free)?;
-            scores.push((w, mean_psnr(self.cx.val, fits.iter().map(|f| &f.image))?));
-            fits_of.push(fits);
-        }
-        let best = best_of(&scores)?;
-        let k = scores.iter().position(|s| s.0 == best).unwrap_or(0);
-        Ok((best, scores, fits_of.swap_remove(k)))
+/// The validation digits of one setting on which a generative prior is tuned: their
+/// sinograms and the TV baseline on them (the refinement's anchor-0 candidate).
+#[derive(Debug, Clone)]
+pub struct ValidationSet<'a> {
+    op: &'a CsrOperator,
+    truths: &'a [Array2<f32>],
+    sinograms: Vec<Array2<f32>>,
+    tv_weight: f32,
+    tv_iterations: usize,
+    tv_psnr: f64,
+}
+
+impl<'a> ValidationSet<'a> {
+    /// Projects `truths` (validation digits `[rows, cols]` in [0, 1], never test digits)
+    /// through `op` with `noise` (photons per ray, `None`: noiseless; seeded by `seed` as
+    /// [`val_sinograms`]) and runs the TV baseline (weight `tv_weight`, `tv_iterations`
+    /// PDHG iterations) on them.
+    ///
+    /// # Errors
+    /// As [`val_sinograms`]; the solver's and the metrics' errors.
+    pub fn new(
+        op: &'a CsrOperator,
+        truths: &'a [Array2<f32>],
+        noise: Option<f64>,
+        seed: u64,
+        tv_weight: f32,
+        tv_iterations: usize,
+    ) -> Result<Self> {
+        let sinograms = val_sinograms(truths, op, noise, seed)?;
+        let views: Vec<ArrayView2<f32>> = sinograms.iter().map(|s| s.view()).collect();
+        let tv = TvPdhg::new(tv_config(tv_weight, tv_iterations))?.reconstruct_batch(op, &views)?;
+        let tv_psnr = mean_psnr(truths, tv.iter().map(|r| &r.image))?;
+        Ok(Self {
+            op,
+            truths,
+            sinograms,
+            tv_weight,
+            tv_iterations,
+            tv_psnr,
+        })
     }
 
-    /// The refinement with the best mean validation PSNR: anchor 0 (the TV arm, listed
-    /// first so that it wins ties) or a grid candidate refined from `fits`.
-    fn tune_refine(&self, fits: &[LatentFit]) -> Result<RefineChoice> {
-        let cfg = self.cx.cfg;
-        let mut scores = vec![((0.0f32, self.cx.tv_weight), self.tv_val_psnr)];
-        let grid = cfg.grid();
-        if !grid.is_empty() {
-            let anchors: Vec<ArrayView2<f32>> = fits.iter().map(|f| f.image.view()).collect();
-            let refined = refine_grid(
-                self.op,
-                self.val_views,
-                &anchors,
-                &grid,
-                cfg.refine_iterations,
-            )?;
-            for (g, images) in grid.iter().zip(&refined) {
-                scores.push((*g, mean_psnr(self.cx.val, images)?));
-            }
+    /// The TV baseline's mean PSNR on the validation digits (dB).
+    pub fn tv_psnr(&self) -> f64 {
+        self.tv_psnr
+    }
+
+    fn views(&self) -> Vec<ArrayView2<'_, f32>> {
+        self.sinograms.iter().map(|s| s.view()).collect()
+    }
+}
+
+/// A generative prior's settings tuned on a [`ValidationSet`] by [`tune_generative`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerativeTuning {
+    /// The latent search with the chosen prior weight.
+    pub search: LatentSearchConfig,
+    /// `(prior weight, mean validation PSNR of the decoded images)` per candidate.
+    pub prior_val_psnr: Vec<(f32, f64)>,
+    /// The chosen refinement (anchor 0: the TV baseline).
+    pub refine: RefineConfig,
+    /// `((anchor, TV weight), mean validation PSNR)` per candidate.
+    pub refine_val_psnr: Vec<((f32, f32), f64)>,
+}
+
+impl GenerativeTuning {
+    /// The tuned latent search.
+    ///
+    /// # Errors
+    /// As [`LatentSearch::new`].
+    pub fn search(&self) -> Result<LatentSearch> {
+        LatentSearch::new(self.search.clone())
+    }
+
+    /// The tuned refinement.
+    ///
+    /// # Errors
+    /// As [`DcRefinement::new`].
+    pub fn refinement(&self) -> Result<DcRefinement> {
+        DcRefinement::new(self.refine)
+    }
+}
+
+/// Tunes a generative prior label-free on `val`: the latent prior weight over
+/// `cfg.prior_weights` (best mean PSNR of the decoded images, `search` otherwise), then
+/// the refinement over the TV baseline (anchor 0, listed first so that it wins ties) and
+/// `cfg.anchors x cfg.refine_tv_weights` (`cfg.refine_iterations`), one PDHG batch.
+///
+/// # Errors
+/// The search's, the solver's and the metrics' errors.
+pub fn tune_generative(
+    decoder: &dyn LatentDecoder,
+    search: &LatentSearchConfig,
+    cfg: &GenerativeConfig,
+    val: &ValidationSet<'_>,
+) -> Result<GenerativeTuning> {
+    let views = val.views();
+    let mut prior_val_psnr = Vec::new();
+    let mut fits_of = Vec::new();
+    for &w in &cfg.prior_weights {
+        let s = LatentSearch::new(LatentSearchConfig {
+            prior_weight: w,
+            ..search.clone()
+        })?;
+        let fits = s.run(decoder, val.op, &views, ClassChoice::Free)?;
+        prior_val_psnr.push((w, mean_psnr(val.truths, fits.iter().map(|f| &f.image))?));
+        fits_of.push(fits);
+    }
+    let prior_weight = best_of(&prior_val_psnr)?;
+    let k = prior_val_psnr
+        .iter()
+        .position(|s| s.0 == prior_weight)
+        .unwrap_or(0);
+    let fits = fits_of.swap_remove(k);
+    let mut refine_val_psnr = vec![((0.0f32, val.tv_weight), val.tv_psnr)];
+    let grid = cfg.grid();
+    if !grid.is_empty() {
+        let anchors: Vec<ArrayView2<f32>> = fits.iter().map(|f| f.image.view()).collect();
+        let refined = refine_grid(val.op, &views, &anchors, &grid, cfg.refine_iterations)?;
+        for (g, images) in grid.iter().zip(&refined) {
+            refine_val_psnr.push((*g, mean_psnr(val.truths, images)?));
         }
-        let (anchor, tv_weight) = best_of(&scores)?;
-        let refine = RefineConfig {
+    }
+    let (anchor, tv_weight) = best_of(&refine_val_psnr)?;
+    Ok(GenerativeTuning {
+        search: LatentSearchConfig {
+            prior_weight,
+            ..search.clone()
+        },
+        prior_val_psnr,
+        refine: RefineConfig {
             anchor,
             tv_weight,
             iterations: cfg.refine_iterations,
-            tv_iterations: self.cx.pdhg_iterations,
-        };
-        Ok((refine, scores))
-    }
+            tv_iterations: val.tv_iterations,
+        },
+        refine_val_psnr,
+    })
 }
 
 /// The label-free choice per digit, with the true class read only now.

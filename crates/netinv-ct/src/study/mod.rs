@@ -53,7 +53,8 @@ use serde::{Deserialize, Serialize};
 
 pub use baselines::{classical_arms, sinogram, sirt100, tv_config, ATTENUATION_SCALE};
 pub use generative::{
-    DigitClass, Failure, GenerativeConfig, GenerativePriors, GenerativeSetting, ModelLog,
+    tune_generative, DigitClass, Failure, GenerativeConfig, GenerativePriors, GenerativeSetting,
+    GenerativeTuning, ModelLog, ValidationSet,
 };
 pub use jobs::{longest_first, par_longest_first, setting_cost, Job, JobOutput};
 pub use method::{Arm, ArmLabels, Family, Method, ARMS, ARM_COLORS};
