@@ -12,8 +12,8 @@
 //! level and reconstructed by every arm of `netinv::ct::study` (FBP, SIRT-100, box-LS and
 //! TV by PDHG, SIRT alternating with inversion steps and its ablation, projected gradient
 //! with and without the class term; the table of arms, the tuning on validation digits and
-//! the statistics are documented there). This file holds the command line, the model cache,
-//! the plots and the files.
+//! the statistics are documented there). This file holds the command line, the model cache
+//! and the files; `ct_study_support` the figures and the shard files.
 //!
 //! Writes into `--out`: `results.json` (one row per method, label mode, angle count and
 //! noise level: `method`, `label_mode`, `n_angles`, `noise_i0` (null = none), `mse_mean`,
@@ -30,6 +30,19 @@
 //! none,1e3, 1 training epoch on 2,000 digits, short solvers) refuses `--angles`,
 //! `--noise-i0` and `--epochs`, and caps `--n-images` at 6, `--val-images` at 4,
 //! `--pdhg-iterations` at 300 and `--pg-iterations` at 60.
+//!
+//! Many machines (see docs/scaling.md): `--shard K/N` runs the tuning (phases 1 and 2,
+//! recomputed by every shard, deterministically) and then only shard K's share of the
+//! settings (balanced by estimated cost, `netinv::ct::study::shard_settings`), and writes
+//! the tuning and its settings' results with a manifest to `--out/shard.json` (and the
+//! model caches, as a single run; no figures or tables). `--merge DIR... --out OUT` takes
+//! every setting from the shards (refusing shards of other settings, a different tuning
+//! or classifier, and missing or repeated settings) and writes into OUT what one run
+//! writes, the model caches copied from the first shard. The merged `results.json`,
+//! `per_image.json` and figures equal a single run's byte for byte; `generative.json`
+//! differs only in its CPU-time fields (`tune_seconds`, `search_seconds`,
+//! `refine_seconds`, as between any two runs) and `config.json` only in `seconds` (the
+//! merge's own time) and `args.out` / `args.threads` when those differ.
 
 #[path = "ct_study_support/mod.rs"]
 mod ct_study_support;
@@ -37,33 +50,37 @@ mod ct_study_support;
 mod flag_support;
 #[path = "plot_support/mod.rs"]
 mod plot_support;
+#[path = "vae_support/mod.rs"]
+mod vae_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use ndarray::Array2;
+use netinv::core::shard::Shard;
 use netinv::core::{atomic_write_bytes, write_json, ImageRef, Monitor, ProgressObserver};
 use netinv::ct::generative::{ConditionalVae, LatentDecoder, LatentSearchConfig, UnconditionalVae};
 use netinv::ct::study::{
-    markdown_table, noise_name, parse_noise, Digits, Family, GenerativeConfig, GenerativePriors,
-    Job, Method, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS, ARM_COLORS, CI95_RULE,
-    PSNR_CAP,
+    markdown_table, noise_name, parse_noise, shard_settings, Digits, GenerativeConfig,
+    GenerativePriors, Job, JobOutput, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS,
+    ARM_COLORS, CI95_RULE, PSNR_CAP,
 };
 use netinv::ct::{ClassPriorConfig, HybridConfig};
 use netinv::data::{Dataset, Mnist};
 use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
 use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The last training digits, never trained on, from which the validation digits come.
 const VAL_RESERVE: usize = 500;
 
-#[derive(Parser, Debug, Clone, Serialize)]
+#[derive(Parser, Debug, Clone, Serialize, Deserialize)]
 #[command(about = "CT case study: SIRT + network inversion vs classical baselines, with ablation")]
 struct Args {
     /// Output folder.
@@ -132,12 +149,30 @@ struct Args {
     /// fields keep their defaults) instead of the defaults (or --quick's).
     #[arg(long)]
     generative_config: Option<PathBuf>,
+    /// Run the tuning and then only shard K of N of the settings (K in 1..=N); writes
+    /// --out/shard.json for --merge instead of the tables and figures.
+    #[arg(long, value_parser = flag_support::shard)]
+    #[serde(skip)]
+    shard: Option<Shard>,
+    /// Merge these finished shard folders into --out (the settings come from the shards).
+    #[arg(long, num_args = 1.., conflicts_with_all = [
+        "n_images", "angles", "noise_i0", "quick", "model", "val_images", "pdhg_iterations",
+        "pg_iterations", "pg_images", "epochs", "seed", "vae", "cvae", "vae_epochs",
+        "no_generative", "generative_config", "shard",
+    ])]
+    #[serde(skip)]
+    merge: Vec<PathBuf>,
 }
 
 /// Parses the command line and checks every flag; nothing is read or written before.
 fn parse_args(mnist: &Mnist) -> Result<(Args, Vec<Option<f64>>)> {
     let matches: ArgMatches = Args::command().get_matches();
     let mut args = Args::from_arg_matches(&matches)?;
+    if !args.merge.is_empty() {
+        flag_support::output_folder("--out", &args.out)?;
+        ct_study_support::check_shard_folders(&args.merge)?;
+        return Ok((args, Vec::new()));
+    }
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     if args.quick {
         for flag in ["angles", "noise_i0", "epochs"] {
@@ -192,9 +227,11 @@ fn parse_args(mnist: &Mnist) -> Result<(Args, Vec<Option<f64>>)> {
             )
         })?;
     }
-    study_config(&args, &noises)
-        .validate()
-        .context("bad study settings")?;
+    let cfg = study_config(&args, &noises);
+    cfg.validate().context("bad study settings")?;
+    if let Some(shard) = args.shard {
+        shard_settings(&cfg, shard).map_err(|e| anyhow!("--shard {shard}: {e}"))?;
+    }
     Ok((args, noises))
 }
 
@@ -315,6 +352,9 @@ fn main() -> Result<()> {
     netinv::core::retain_freed_memory();
     let mnist = Mnist::embedded()?;
     let (args, noises) = parse_args(&mnist)?;
+    if !args.merge.is_empty() {
+        return merge(&args, &mnist);
+    }
     // a given model is checked (and loaded) before any work
     let given_model = args.model.as_deref().map(load_bn).transpose()?;
     // Each worker runs candle single-threaded (candle sizes its splits by
@@ -328,22 +368,20 @@ fn main() -> Result<()> {
     let start = Instant::now();
     let secs = || start.elapsed().as_secs_f64();
     let test = digits(&mnist.test().take(args.n_images));
-    let n_train = mnist.train().len();
-    let val_idx: Vec<usize> = (n_train - args.val_images..n_train).collect();
-    let val = digits(&mnist.train().select(&val_idx)?).images;
+    let val = val_digits(&mnist, args.val_images)?;
     let study = Study::new(study_config(&args, &noises), &val, &test)?;
     let recipe = recipe(&args, &mnist);
     let model_dir = args.out.join("model");
     let n_fit = mnist.train().len().saturating_sub(VAL_RESERVE);
-    let vae_recipe = ct_study_support::vae_recipe(args.quick, args.vae_epochs, n_fit, false);
-    let cvae_recipe = ct_study_support::vae_recipe(args.quick, args.vae_epochs, n_fit, true);
+    let vae_recipe = vae_support::vae_recipe(args.quick, args.vae_epochs, n_fit, false);
+    let cvae_recipe = vae_support::vae_recipe(args.quick, args.vae_epochs, n_fit, true);
     let prior =
         |given: &Option<PathBuf>, recipe, folder: &str| -> Result<Option<netinv::models::Vae>> {
             let conditional = folder == "cvae";
             let vae = match (given, args.no_generative) {
                 (_, true) => None,
-                (Some(dir), false) => Some(ct_study_support::load_vae(dir, conditional)?),
-                (None, false) => Some(ct_study_support::train_or_reuse_vae(
+                (Some(dir), false) => Some(vae_support::load_vae(dir, conditional)?),
+                (None, false) => Some(vae_support::train_or_reuse_vae(
                     &args.out.join(folder),
                     recipe,
                     &mnist,
@@ -409,8 +447,11 @@ fn main() -> Result<()> {
         "pg_class weights and hybrid optimisers tuned ({:.0} s)",
         secs()
     );
-    // Phase 3: every arm on every digit of every setting.
-    let run_jobs = study.run_jobs();
+    // Phase 3: every arm on every digit of every setting (of this shard's settings).
+    let run_jobs = match args.shard {
+        Some(shard) => study.shard_run_jobs(shard)?,
+        None => study.run_jobs(),
+    };
     let n_settings = run_jobs.len();
     let progress = ProgressObserver::new(n_settings, "ct_study");
     let report = |job: &Job, done: usize| {
@@ -428,17 +469,106 @@ fn main() -> Result<()> {
     };
     let run_out = study.run_phase(&run_jobs, Some(&net), Some(&tuning), &report)?;
     progress.bar().finish();
+    if let Some(shard) = args.shard {
+        let (n_mine, n_all) = (run_jobs.len(), study.settings().len());
+        write_shard(&args, &study, shard, &tuning, accuracy, &run_jobs, &run_out)?;
+        println!(
+            "shard {shard}: {n_mine} of {n_all} settings in {}/shard.json ({:.0} s); combine the shards with --merge",
+            args.out.display(),
+            secs()
+        );
+        return Ok(());
+    }
     let outcome = study.merge_runs(&run_jobs, run_out)?;
-    write_outputs(&args, &study, &tuning, &outcome, &recipe, accuracy, secs())?;
-    let mut md = summary(&outcome.rows, &args, accuracy, secs());
+    write_study(&args, &study, &tuning, &outcome, &recipe, accuracy, secs())?;
+    println!("done in {:.0} s; outputs in {}", secs(), args.out.display());
+    Ok(())
+}
+
+/// The `n` validation digits: the last `n` of the training split (in the reserve the
+/// classifier never trains on).
+fn val_digits(mnist: &Mnist, n: usize) -> Result<Vec<Array2<f32>>> {
+    let n_train = mnist.train().len();
+    let idx: Vec<usize> = (n_train - n..n_train).collect();
+    Ok(digits(&mnist.train().select(&idx)?).images)
+}
+
+/// `--shard`: the shard's tuning and runs, with its manifest, in `--out/shard.json`.
+fn write_shard(
+    args: &Args,
+    study: &Study,
+    shard: Shard,
+    tuning: &Tuning,
+    accuracy: f64,
+    jobs: &[Job],
+    outputs: &[JobOutput],
+) -> Result<()> {
+    let config = ct_study_support::ShardConfig {
+        args: ct_study_support::shard_args(args)?,
+        study: study.config().clone(),
+        classifier_test_accuracy: accuracy,
+    };
+    ct_study_support::write_shard(&args.out, shard, &config, tuning, jobs, outputs)
+}
+
+/// `--merge`: the shards' tuning and runs, written into `--out` as one run writes them.
+fn merge(args: &Args, mnist: &Mnist) -> Result<()> {
+    let start = Instant::now();
+    let (shards, merged) = ct_study_support::read_shards(&args.merge, &args.out)?;
+    let first_shard = merged.sources.first().cloned();
+    let run = merged_args(args, &shards.args)?;
+    let test = digits(&mnist.test().take(run.n_images));
+    let val = val_digits(mnist, run.val_images)?;
+    let study = Study::new(shards.study, &val, &test)?;
+    let (tuning, outcome) = study.merge_shards(merged)?;
+    std::fs::create_dir_all(&args.out)?;
+    if let Some(from) = first_shard {
+        ct_study_support::copy_model_caches(&from, &args.out)?;
+    }
+    let recipe = recipe(&run, mnist);
+    let accuracy = shards.classifier_test_accuracy;
+    let seconds = start.elapsed().as_secs_f64();
+    write_study(&run, &study, &tuning, &outcome, &recipe, accuracy, seconds)?;
+    println!(
+        "merged {} shards in {seconds:.0} s; outputs in {}",
+        args.merge.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The merged run's command line: the shards' (checked) flags with this run's `--out` and
+/// `--threads`.
+fn merged_args(args: &Args, recorded: &serde_json::Value) -> Result<Args> {
+    let mut value = recorded.clone();
+    let map = value
+        .as_object_mut()
+        .context("the shards' recorded flags are not a JSON object")?;
+    map.insert("out".into(), json!(args.out));
+    map.insert("threads".into(), json!(args.threads));
+    serde_json::from_value(value).context("the shards' recorded flags")
+}
+
+/// Every output of a finished study: the JSON files and figures, `generative.json` and its
+/// figures, and `summary.md` (also printed).
+fn write_study(
+    args: &Args,
+    study: &Study,
+    tuning: &Tuning,
+    outcome: &Outcome,
+    recipe: &Recipe,
+    accuracy: f64,
+    seconds: f64,
+) -> Result<()> {
+    write_outputs(args, study, tuning, outcome, recipe, accuracy, seconds)?;
+    let mut md = summary(&outcome.rows, args, accuracy, seconds);
     md.push_str(&ct_study_support::write_generative(
         &args.out,
-        &outcome,
+        outcome,
         args.n_images,
     )?);
     atomic_write_bytes(args.out.join("summary.md"), md.as_bytes())?;
     println!("{md}");
-    println!("done in {:.0} s; outputs in {}", secs(), args.out.display());
     Ok(())
 }
 
@@ -486,7 +616,7 @@ fn write_outputs(
                 metric.name(),
                 noise_name(noise)
             ));
-            plot_metric(&path, &outcome.rows, noise, metric, &cfg.angles, font)?;
+            ct_study_support::plot_metric(&path, &outcome.rows, noise, metric, &cfg.angles, font)?;
         }
         let (grid, pixels, n) = outcome.grid(study.settings(), noise, study.test())?;
         if n > 0 {
@@ -496,128 +626,6 @@ fn write_outputs(
         }
     }
     Ok(())
-}
-
-/// One figure per metric and noise level: a panel per family of methods, each with its
-/// arms' means and 95% CI bars against the angle count (log axis, ticks at the counts),
-/// the legend below the panel.
-fn plot_metric(
-    path: &Path,
-    rows: &[Row],
-    noise: Option<f64>,
-    metric: Metric,
-    angles: &[usize],
-    font: bool,
-) -> Result<()> {
-    use plotters::prelude::*;
-    let sel: Vec<&Row> = rows.iter().filter(|r| r.noise_i0 == noise).collect();
-    let (lo, hi) = sel
-        .iter()
-        .map(|r| metric.of(r))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (m, c)| {
-            (lo.min(m - c), hi.max(m + c))
-        });
-    if !(lo.is_finite() && hi.is_finite()) {
-        return Ok(());
-    }
-    let pad = (hi - lo).max(1e-6) * 0.05;
-    let (amin, amax) = (
-        *angles.iter().min().unwrap_or(&1) as f64,
-        *angles.iter().max().unwrap_or(&1) as f64,
-    );
-    let ticks: Vec<f64> = angles.iter().map(|&a| a as f64).collect();
-    let (w, h) = (500 * Family::ALL.len() as u32, 560u32);
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let root = if font {
-            root.titled(
-                &format!(
-                    "{} vs number of angles, noise {}",
-                    metric.axis_label(),
-                    noise_name(noise)
-                ),
-                ("sans-serif", 22),
-            )?
-        } else {
-            root
-        };
-        for (panel, family) in root
-            .split_evenly((1, Family::ALL.len()))
-            .iter()
-            .zip(Family::ALL)
-        {
-            let (area, legend) = panel.split_vertically(h - 140);
-            let mut b = ChartBuilder::on(&area);
-            b.margin(12)
-                .x_label_area_size(if font { 40 } else { 10 })
-                .y_label_area_size(if font { 64 } else { 10 });
-            if font {
-                b.caption(family.title(), ("sans-serif", 18));
-            }
-            let x = ((amin * 0.85)..(amax * 1.15))
-                .log_scale()
-                .with_key_points(ticks.clone());
-            let mut chart = b.build_cartesian_2d(x, lo - pad..hi + pad)?;
-            let mut mesh = chart.configure_mesh();
-            if font {
-                mesh.x_desc("number of angles (log scale)")
-                    .y_desc(metric.axis_label())
-                    .x_label_formatter(&|v| format!("{v:.0}"));
-            } else {
-                mesh.x_labels(0).y_labels(0);
-            }
-            mesh.draw()?;
-            let arms = ARMS.iter().enumerate().filter(|(_, a)| {
-                // the generative panel shows the baselines it is compared with
-                a.method.family() == family
-                    || (family == Family::Generative
-                        && matches!(a.method, Method::TvPdhg | Method::Sirt100))
-            });
-            for (k, (a, arm)) in arms.enumerate() {
-                let pts: Vec<(f64, f64, f64)> = angles
-                    .iter()
-                    .filter_map(|&na| {
-                        let r = sel.iter().find(|r| {
-                            r.method == arm.method.name()
-                                && r.label_mode == arm.label_mode.name()
-                                && r.n_angles == na
-                        })?;
-                        let (m, c) = metric.of(r);
-                        Some((na as f64, m, c))
-                    })
-                    .collect();
-                let ((r, g, b), _) = ARM_COLORS[a];
-                let color = RGBColor(r, g, b);
-                chart.draw_series(LineSeries::new(
-                    pts.iter().map(|p| (p.0, p.1)),
-                    color.stroke_width(2),
-                ))?;
-                chart.draw_series(pts.iter().map(|p| {
-                    PathElement::new(
-                        vec![(p.0, p.1 - p.2), (p.0, p.1 + p.2)],
-                        color.stroke_width(1),
-                    )
-                }))?;
-                chart.draw_series(
-                    pts.iter()
-                        .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
-                )?;
-                // the legend, outside the data: one line per arm below the panel
-                let y = 14 + 24 * k as i32;
-                legend.draw(&PathElement::new(
-                    vec![(70, y), (100, y)],
-                    color.stroke_width(3),
-                ))?;
-                if font {
-                    legend.draw(&Text::new(arm.name(), (110, y - 8), ("sans-serif", 16)))?;
-                }
-            }
-        }
-        root.present()?;
-    }
-    plot_support::write_rgb_png(path, w, h, buf)
 }
 
 fn summary(rows: &[Row], args: &Args, accuracy: f64, seconds: f64) -> String {

@@ -1,88 +1,107 @@
-//! ct_study's generative-prior part (issue 17): the VAE / conditional VAE cache and the
-//! outputs of the generative arms (`generative.json`, the failure grid, summary lines).
+//! ct_study's figures and files: the metric-vs-angles figures; the outputs of the
+//! generative arms (issue 17: `generative.json`, the failure grid, summary lines); and its
+//! shards (issue 19: the manifest a shard writes, the reading of finished shards for
+//! `--merge`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
-use candle_core::Device;
-use candle_nn::VarMap;
-use netinv::core::{write_json, ImageGrid, ImageRef, Monitor, ProgressObserver};
-use netinv::ct::study::{noise_name, Outcome};
-use netinv::data::Mnist;
-use netinv::models::{Vae, VaeConfig, VaeEpoch, VaeTrainConfig, VaeTrainer};
-use serde::Serialize;
+use anyhow::{bail, ensure, Result};
+use netinv::core::shard::{self, Merged, Shard, ShardManifest};
+use netinv::core::{write_json, ImageGrid, ImageRef};
+use netinv::ct::study::{
+    noise_name, Family, Job, JobOutput, Method, Metric, Outcome, Row, StudyConfig, Tuning, ARMS,
+    ARM_COLORS, SHARD_STUDY,
+};
+use serde::{Deserialize, Serialize};
 
-/// How a VAE of the study is trained; the cache is reused only if its `recipe.json`
-/// equals this.
-#[derive(Serialize, Clone)]
-pub struct VaeRecipe {
-    pub vae: VaeConfig,
-    pub train: VaeTrainConfig,
-    /// The first `train_digits` training digits (never the validation reserve at the end
-    /// of the training split, never test digits).
-    pub train_digits: usize,
-    pub init_seed: u64,
-    pub conditional: bool,
+/// What a shard of ct_study records as its configuration (`shard.json`'s
+/// `manifest.config`); shards merge only if theirs are equal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardConfig {
+    /// The command line after its checks, without `out` and `threads` (they do not change
+    /// the results).
+    pub args: serde_json::Value,
+    /// The study's settings as the shard ran them.
+    pub study: StudyConfig,
+    /// The classifier's test accuracy: equal when every shard trained (or loaded) the same
+    /// classifier.
+    pub classifier_test_accuracy: f64,
 }
 
-/// The recipe of the study's unconditional (or, with `conditional`, class-conditional:
-/// 10 classes) VAE: the same architecture and training for both, so that the two differ
-/// by the class conditioning only.
-pub fn vae_recipe(quick: bool, epochs: usize, train_digits: usize, conditional: bool) -> VaeRecipe {
-    VaeRecipe {
-        vae: VaeConfig {
-            latent_dim: 16,
-            conv1_channels: 8,
-            conv2_channels: 16,
-            n_classes: if conditional { 10 } else { 0 },
-            ..VaeConfig::default()
-        },
-        train: VaeTrainConfig {
-            epochs: if quick { 1 } else { epochs },
-            ..VaeTrainConfig::default()
-        },
-        train_digits: if quick { 2000 } else { train_digits },
-        init_seed: 0,
-        conditional,
+/// The command line as a shard records it: `args` without `out` and `threads`.
+pub fn shard_args(args: &impl Serialize) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(args)?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("out");
+        map.remove("threads");
     }
+    Ok(value)
 }
 
-/// Loads a frozen VAE from `dir`, checking that it is (un)conditional as expected.
-pub fn load_vae(dir: &Path, conditional: bool) -> Result<Vae> {
-    let vae = Vae::load(dir, &Device::Cpu).with_context(|| format!("VAE in {}", dir.display()))?;
-    ensure!(
-        (vae.n_classes() > 0) == conditional,
-        "the VAE in {} has {} classes; the {} arms need {}",
-        dir.display(),
-        vae.n_classes(),
-        if conditional { "cvae" } else { "vae" },
-        if conditional { "some" } else { "none" }
+/// Writes shard `shard`'s `shard.json` into `out`: `config`, the tuning every shard shares
+/// and the outputs of its [`Job::Run`] jobs (`outputs[k]` of `jobs[k]`).
+pub fn write_shard(
+    out: &Path,
+    shard: Shard,
+    config: &ShardConfig,
+    tuning: &Tuning,
+    jobs: &[Job],
+    outputs: &[JobOutput],
+) -> Result<()> {
+    let done = jobs
+        .iter()
+        .map(|job| match job {
+            Job::Run { setting } => Ok(*setting),
+            other => bail!("a shard runs Job::Run jobs only, not {other:?}"),
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let n_settings = config.study.settings().len();
+    let manifest = ShardManifest::new(
+        SHARD_STUDY,
+        serde_json::to_value(config)?,
+        shard,
+        n_settings,
+        done,
     );
-    Ok(vae)
+    shard::write_shard(out, &manifest, tuning, outputs)?;
+    Ok(())
 }
 
-/// The cached VAE of `recipe` in `dir`, or a freshly trained one (then cached).
-pub fn train_or_reuse_vae(dir: &Path, recipe: &VaeRecipe, mnist: &Mnist) -> Result<Vae> {
-    let recipe_path = dir.join("recipe.json");
-    let cached = std::fs::read(&recipe_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    if cached == Some(serde_json::to_value(recipe)?)
-        && dir.join(netinv::models::VAE_WEIGHTS_FILE).exists()
-    {
-        return load_vae(dir, recipe.conditional);
+/// Checks the `--merge` folders before any work: each must exist and hold a `shard.json`.
+pub fn check_shard_folders(dirs: &[PathBuf]) -> Result<()> {
+    for dir in dirs {
+        if !dir.is_dir() {
+            bail!("--merge {}: no such folder", dir.display());
+        }
+        ensure!(
+            dir.join(shard::SHARD_FILE).is_file(),
+            "--merge {}: no {} (not a shard's output folder, or its shard has not finished)",
+            dir.display(),
+            shard::SHARD_FILE
+        );
     }
-    let train = mnist.train().take(recipe.train_digits);
-    let varmap = VarMap::new();
-    let vae = Vae::init(&recipe.vae, &varmap, recipe.init_seed, &Device::Cpu)?;
-    let mut monitor: Monitor<VaeEpoch> =
-        Monitor::new().with_observer(ProgressObserver::new(recipe.train.epochs, "train VAE"));
-    let report =
-        VaeTrainer::new(recipe.train.clone())?.fit(&vae, &varmap, &train, None, &mut monitor)?;
-    vae.save(dir)?;
-    write_json(dir.join("history.json"), &report.history)?;
-    write_json(recipe_path, recipe)?;
-    load_vae(dir, recipe.conditional)
+    Ok(())
+}
+
+/// Reads and checks the shard folders `dirs` (see `netinv::core::shard::merge`) for a
+/// merge into `out`: the configuration they share and every setting's run in setting
+/// order, with the tuning.
+pub fn read_shards(
+    dirs: &[PathBuf],
+    out: &Path,
+) -> Result<(ShardConfig, Merged<Tuning, JobOutput>)> {
+    let merged = shard::merge::<Tuning, JobOutput>(dirs, SHARD_STUDY, out)?;
+    let config: ShardConfig = serde_json::from_value(merged.config.clone())?;
+    Ok((config, merged))
+}
+
+/// Copies the model caches (`model`, `vae`, `cvae`) of the shard folder `from` into `out`,
+/// as a single run leaves them there (every shard trained or loaded the same ones).
+pub fn copy_model_caches(from: &Path, out: &Path) -> Result<()> {
+    for part in ["model", "vae", "cvae"] {
+        shard::copy_job_files(from, out, Path::new(part))?;
+    }
+    Ok(())
 }
 
 /// Writes `generative.json` (every setting's tuning, timing, class choices and failures)
@@ -185,4 +204,126 @@ fn failure_grid(out: &Path, outcome: &Outcome, noise: Option<f64>) -> Result<()>
         ImageRef::new(&data, n, 28, 28)?,
     )?;
     Ok(())
+}
+
+/// One figure per metric and noise level: a panel per family of methods, each with its
+/// arms' means and 95% CI bars against the angle count (log axis, ticks at the counts),
+/// the legend below the panel.
+pub fn plot_metric(
+    path: &Path,
+    rows: &[Row],
+    noise: Option<f64>,
+    metric: Metric,
+    angles: &[usize],
+    font: bool,
+) -> Result<()> {
+    use plotters::prelude::*;
+    let sel: Vec<&Row> = rows.iter().filter(|r| r.noise_i0 == noise).collect();
+    let (lo, hi) = sel
+        .iter()
+        .map(|r| metric.of(r))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (m, c)| {
+            (lo.min(m - c), hi.max(m + c))
+        });
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Ok(());
+    }
+    let pad = (hi - lo).max(1e-6) * 0.05;
+    let (amin, amax) = (
+        *angles.iter().min().unwrap_or(&1) as f64,
+        *angles.iter().max().unwrap_or(&1) as f64,
+    );
+    let ticks: Vec<f64> = angles.iter().map(|&a| a as f64).collect();
+    let (w, h) = (500 * Family::ALL.len() as u32, 560u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = if font {
+            root.titled(
+                &format!(
+                    "{} vs number of angles, noise {}",
+                    metric.axis_label(),
+                    noise_name(noise)
+                ),
+                ("sans-serif", 22),
+            )?
+        } else {
+            root
+        };
+        for (panel, family) in root
+            .split_evenly((1, Family::ALL.len()))
+            .iter()
+            .zip(Family::ALL)
+        {
+            let (area, legend) = panel.split_vertically(h - 140);
+            let mut b = ChartBuilder::on(&area);
+            b.margin(12)
+                .x_label_area_size(if font { 40 } else { 10 })
+                .y_label_area_size(if font { 64 } else { 10 });
+            if font {
+                b.caption(family.title(), ("sans-serif", 18));
+            }
+            let x = ((amin * 0.85)..(amax * 1.15))
+                .log_scale()
+                .with_key_points(ticks.clone());
+            let mut chart = b.build_cartesian_2d(x, lo - pad..hi + pad)?;
+            let mut mesh = chart.configure_mesh();
+            if font {
+                mesh.x_desc("number of angles (log scale)")
+                    .y_desc(metric.axis_label())
+                    .x_label_formatter(&|v| format!("{v:.0}"));
+            } else {
+                mesh.x_labels(0).y_labels(0);
+            }
+            mesh.draw()?;
+            let arms = ARMS.iter().enumerate().filter(|(_, a)| {
+                // the generative panel shows the baselines it is compared with
+                a.method.family() == family
+                    || (family == Family::Generative
+                        && matches!(a.method, Method::TvPdhg | Method::Sirt100))
+            });
+            for (k, (a, arm)) in arms.enumerate() {
+                let pts: Vec<(f64, f64, f64)> = angles
+                    .iter()
+                    .filter_map(|&na| {
+                        let r = sel.iter().find(|r| {
+                            r.method == arm.method.name()
+                                && r.label_mode == arm.label_mode.name()
+                                && r.n_angles == na
+                        })?;
+                        let (m, c) = metric.of(r);
+                        Some((na as f64, m, c))
+                    })
+                    .collect();
+                let ((r, g, b), _) = ARM_COLORS[a];
+                let color = RGBColor(r, g, b);
+                chart.draw_series(LineSeries::new(
+                    pts.iter().map(|p| (p.0, p.1)),
+                    color.stroke_width(2),
+                ))?;
+                chart.draw_series(pts.iter().map(|p| {
+                    PathElement::new(
+                        vec![(p.0, p.1 - p.2), (p.0, p.1 + p.2)],
+                        color.stroke_width(1),
+                    )
+                }))?;
+                chart.draw_series(
+                    pts.iter()
+                        .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                )?;
+                // the legend, outside the data: one line per arm below the panel
+                let y = 14 + 24 * k as i32;
+                legend.draw(&PathElement::new(
+                    vec![(70, y), (100, y)],
+                    color.stroke_width(3),
+                ))?;
+                if font {
+                    legend.draw(&Text::new(arm.name(), (110, y - 8), ("sans-serif", 16)))?;
+                }
+            }
+        }
+        root.present()?;
+    }
+    crate::plot_support::write_rgb_png(path, w, h, buf)
 }
