@@ -28,8 +28,17 @@
 //!
 //! Every flag is checked before any work: `--quick` (6 digits, angles 2,4,8, noise
 //! none,1e3, 1 training epoch on 2,000 digits, short solvers) refuses `--angles`,
-//! `--noise-i0` and `--epochs`, and caps `--n-images` at 6, `--val-images` at 4,
-//! `--pdhg-iterations` at 300 and `--pg-iterations` at 60.
+//! `--noise-i0` and `--epochs`, and caps `--n-images` at 6, `--val-images` and
+//! `--generative-val-images` at 4, `--pdhg-iterations` at 300 and `--pg-iterations` at 60.
+//!
+//! The generative-prior arms (issue 17; `vae`, `vae_dc`, `cvae`, `cvae_dc`): a VAE and a
+//! class-conditional VAE (`examples/vae_support`: conv encoder, MLP decoder, latent 16,
+//! `--vae-epochs` 40) train on the first 7,500 training digits beside the classifier and
+//! are cached in `--out/vae` and `--out/cvae` (or given by `--vae` / `--cvae`); their
+//! latent prior weight and refinement are tuned per setting on `--generative-val-images`
+//! (32) validation digits; `generative.json` holds the tuning, the CPU time per phase, the
+//! label-free class and confidence of every test digit, and `failures_<noise>.png` the
+//! worst wrong-class digits. `--no-generative` skips them.
 //!
 //! Many machines (see docs/scaling.md): `--shard K/N` runs the tuning (phases 1 and 2,
 //! recomputed by every shard, deterministically) and then only shard K's share of the
@@ -111,6 +120,11 @@ struct Args {
     /// split, which the classifier does not train on; never test digits; 1 to 500).
     #[arg(long, default_value_t = 8)]
     val_images: usize,
+    /// Validation digits (from the same reserve; 1 to 500) on which the generative arms
+    /// are tuned: more than --val-images, since their refinement chooses between the TV
+    /// arm and an anchored candidate by a small difference in mean PSNR.
+    #[arg(long, default_value_t = 32)]
+    generative_val_images: usize,
     /// PDHG iterations of the converged baselines (box-LS and TV).
     #[arg(long, default_value_t = 1000, value_parser = flag_support::at_least_one)]
     pdhg_iterations: usize,
@@ -140,7 +154,7 @@ struct Args {
     cvae: Option<PathBuf>,
     /// Training epochs of the study's VAE and conditional VAE when not given (not with
     /// --quick).
-    #[arg(long, default_value_t = 20, value_parser = flag_support::at_least_one)]
+    #[arg(long, default_value_t = 40, value_parser = flag_support::at_least_one)]
     vae_epochs: usize,
     /// Skip the generative-prior arms (vae*, cvae*).
     #[arg(long)]
@@ -156,9 +170,9 @@ struct Args {
     shard: Option<Shard>,
     /// Merge these finished shard folders into --out (the settings come from the shards).
     #[arg(long, num_args = 1.., conflicts_with_all = [
-        "n_images", "angles", "noise_i0", "quick", "model", "val_images", "pdhg_iterations",
-        "pg_iterations", "pg_images", "epochs", "seed", "vae", "cvae", "vae_epochs",
-        "no_generative", "generative_config", "shard",
+        "n_images", "angles", "noise_i0", "quick", "model", "val_images",
+        "generative_val_images", "pdhg_iterations", "pg_iterations", "pg_images", "epochs",
+        "seed", "vae", "cvae", "vae_epochs", "no_generative", "generative_config", "shard",
     ])]
     #[serde(skip)]
     merge: Vec<PathBuf>,
@@ -187,6 +201,7 @@ fn parse_args(mnist: &Mnist) -> Result<(Args, Vec<Option<f64>>)> {
         args.angles = vec![2, 4, 8];
         args.noise_i0 = vec!["none".into(), "1e3".into()];
         args.val_images = args.val_images.min(4);
+        args.generative_val_images = args.generative_val_images.min(4);
         args.pdhg_iterations = args.pdhg_iterations.min(300);
         args.pg_iterations = args.pg_iterations.min(60);
     }
@@ -208,6 +223,11 @@ fn parse_args(mnist: &Mnist) -> Result<(Args, Vec<Option<f64>>)> {
         (1..=VAL_RESERVE).contains(&args.val_images),
         "--val-images must be in 1..={VAL_RESERVE}, got {}",
         args.val_images
+    );
+    ensure!(
+        (1..=VAL_RESERVE).contains(&args.generative_val_images),
+        "--generative-val-images must be in 1..={VAL_RESERVE}, got {}",
+        args.generative_val_images
     );
     flag_support::output_folder("--out", &args.out)?;
     flag_support::distinct("--angles", &args.angles)?;
@@ -369,6 +389,7 @@ fn main() -> Result<()> {
     let secs = || start.elapsed().as_secs_f64();
     let test = digits(&mnist.test().take(args.n_images));
     let val = val_digits(&mnist, args.val_images)?;
+    let generative_val = val_digits(&mnist, args.generative_val_images)?;
     let study = Study::new(study_config(&args, &noises), &val, &test)?;
     let recipe = recipe(&args, &mnist);
     let model_dir = args.out.join("model");
@@ -430,6 +451,7 @@ fn main() -> Result<()> {
         study.with_priors(GenerativePriors {
             vae: vae_decoder.as_ref().map(|d| d as &dyn LatentDecoder),
             cvae: cvae_decoder.as_ref().map(|d| d as &dyn LatentDecoder),
+            val: Some(&generative_val),
         })
     };
     println!(

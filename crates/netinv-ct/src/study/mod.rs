@@ -425,7 +425,7 @@ impl<'a> Study<'a> {
                     generative: self.priors.map(|priors| generative::GenerativeContext {
                         priors,
                         cfg: &cfg.generative,
-                        val: self.val,
+                        val: priors.val.unwrap_or(self.val),
                         test: self.test,
                         seed: cfg.seed,
                         tv_weight: choices.tv_weight,
