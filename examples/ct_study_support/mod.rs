@@ -206,6 +206,9 @@ fn failure_grid(out: &Path, outcome: &Outcome, noise: Option<f64>) -> Result<()>
     Ok(())
 }
 
+/// Legend lines per column below a panel (the 140 px under it hold five).
+const LEGEND_ROWS: usize = 5;
+
 /// One figure per metric and noise level: a panel per family of methods, each with its
 /// arms' means and 95% CI bars against the angle count (log axis, ticks at the counts),
 /// the legend below the panel.
@@ -312,14 +315,16 @@ pub fn plot_metric(
                     pts.iter()
                         .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
                 )?;
-                // the legend, outside the data: one line per arm below the panel
-                let y = 14 + 24 * k as i32;
+                // the legend, outside the data: one line per arm below the panel, in two
+                // columns past LEGEND_ROWS arms
+                let (column, row) = (k / LEGEND_ROWS, k % LEGEND_ROWS);
+                let (x, y) = (70 + 220 * column as i32, 14 + 24 * row as i32);
                 legend.draw(&PathElement::new(
-                    vec![(70, y), (100, y)],
+                    vec![(x, y), (x + 30, y)],
                     color.stroke_width(3),
                 ))?;
                 if font {
-                    legend.draw(&Text::new(arm.name(), (110, y - 8), ("sans-serif", 16)))?;
+                    legend.draw(&Text::new(arm.name(), (x + 40, y - 8), ("sans-serif", 16)))?;
                 }
             }
         }
