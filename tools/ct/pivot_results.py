@@ -1,10 +1,11 @@
 """Pivot ct_study's results.json into markdown tables (method x angle count) per noise level.
 
 Usage: python3 tools/ct/pivot_results.py compact runs/ct_study results/ct_study
-       python3 tools/ct/pivot_results.py runs/ct_study/results.json [psnr|ssim|mse]
+       python3 tools/ct/pivot_results.py runs/ct_study/results.json [psnr|ssim|mse|generative]
        python3 tools/ct/pivot_results.py runs/ct_study/per_image.json paired
        python3 tools/ct/pivot_results.py runs/ct_study/per_image.json accept
        python3 tools/ct/pivot_results.py runs/ct_study/generative.json classes
+`generative`: the PSNR table of the generative arms, SIRT-100 and TV only.
 `paired`: per-image PSNR differences (mean and 95% CI half-width, 1.96 sd / sqrt n) of the
 hybrid arms against SIRT-100, of pg_class against pg_priors, and of the generative-prior
 arms (issue 17) against TV and SIRT-100 and each other, on the same digits.
@@ -46,6 +47,9 @@ TV, VAE_DC, CVAE_DC = 3, 11, 14
 # the arm must not lose more than 0.3 dB
 TARGETS = {2: 2.0, 3: 2.0, 4: 1.5}
 MAX_LOSS = 0.3
+# the confidence (second-best / best class objective) below which a label-free class is
+# flagged as unsure in the `classes` table
+FLAG = 1.2
 
 
 def mean_ci(values):
@@ -120,8 +124,9 @@ def classes(generative, per_image):
     psnr = {(r["arm"], r["image"], r["n_angles"], r["noise_i0"]): r["psnr"] for r in per_image}
     print("\nLabel-free class (cvae_dc (predicted)) and time per test digit (thread CPU s):\n")
     print("| noise | angles | class wrong | confidence median right / wrong | wrong digits: cvae_dc vs TV PSNR | "
+          f"confidence < {FLAG}: digits flagged, wrong among flagged / unflagged | "
           "vae lam, (anchor, tv) | cvae lam, (anchor, tv) | vae search / refine s | cvae search / refine s | tuning s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for g in generative:
         a, noise = g["n_angles"], g["noise_i0"]
         name = "none" if noise is None else f"{noise:.0e}"
@@ -148,10 +153,17 @@ def classes(generative, per_image):
             return (f"{m['prior_weight']:g}, ({r['anchor']:g}, {r['tv_weight']:g})",
                     f"{m['search_seconds'] / digits:.3f} / {m['refine_seconds'] / digits:.3f}")
 
+        flagged = [d for d in g["digits"] if d["confidence"] < FLAG]
+        kept = [d for d in g["digits"] if d["confidence"] >= FLAG]
+
+        def wrong_share(ds):
+            return f"{100 * sum(d['class'] != d['label'] for d in ds) / len(ds):.0f}%" if ds else "-"
+
+        flag = f"{len(flagged)}, {wrong_share(flagged)} / {wrong_share(kept)}"
         (vc, vt), (cc, ct) = model(g.get("vae")), model(g.get("cvae"))
         tune = sum(m["tune_seconds"] for m in (g.get("vae"), g.get("cvae")) if m)
         cells = [name, str(a), f"{len(wrong)}/{len(g['digits'])} ({100 * len(wrong) / n:.0f}%)" if g["digits"] else "-",
-                 f"{med(right)} / {med(wrong)}", on_wrong, vc, cc, vt, ct, f"{tune:.1f}"]
+                 f"{med(right)} / {med(wrong)}", on_wrong, flag, vc, cc, vt, ct, f"{tune:.1f}"]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -218,12 +230,17 @@ def main():
     if metric == "classes":
         classes(rows, load_per_image(beside(sys.argv[1])))
         return
+    keep = None
+    if metric == "generative":
+        # the generative family's table: its arms beside the baselines it is compared with
+        metric, keep = "psnr", {"sirt100", "tv_pdhg", "vae", "vae_dc", "cvae (predicted)",
+                                "cvae (oracle)", "cvae_dc (predicted)", "cvae_dc (oracle)"}
     digits = {"psnr": 2, "ssim": 3, "mse": 4}[metric]
     noises = sorted({r["noise_i0"] for r in rows}, key=lambda n: -1 if n is None else -n)
     angles = sorted({r["n_angles"] for r in rows})
     methods = []
     for r in rows:
-        if label(r) not in methods:
+        if label(r) not in methods and (keep is None or label(r) in keep):
             methods.append(label(r))
     for noise in noises:
         name = "none" if noise is None else f"{noise:.0e}"
