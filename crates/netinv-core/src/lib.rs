@@ -47,7 +47,7 @@ pub use iterate::{
     CostTolerance, IterState, MaxIterations, Monitor, NonFiniteCost, Observer, StopRule,
     Termination,
 };
-pub use memory::retain_freed_memory;
+pub use memory::{retain_freed_memory, retain_freed_memory_once, KEEP_MALLOC_DEFAULTS};
 pub use progress::ProgressObserver;
 
 /// The ndarray version whose views [`ImageGrid`] takes, so callers need not pin it.

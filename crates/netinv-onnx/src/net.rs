@@ -150,6 +150,8 @@ impl OnnxNet {
     /// [`Error::Unsupported`] naming the node, op type and attribute for anything outside
     /// the supported operators; [`Error::Node`] if evaluating a node on a zero image fails.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // the allocator setting every network run profits from (page faults otherwise)
+        netinv_core::retain_freed_memory_once();
         let model = ModelProto::decode(bytes)
             .map_err(|e| Error::Format(format!("protobuf decoding failed: {e}")))?;
         let graph = model

@@ -257,6 +257,8 @@ impl Classifier {
     /// default initialiser: use [`Classifier::init`] for a seeded PyTorch-style one).
     pub fn new(cfg: &ClassifierConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
+        // the allocator setting every network run profits from (page faults otherwise)
+        netinv_core::retain_freed_memory_once();
         let mut blocks = Vec::with_capacity(cfg.conv_channels.len());
         let mut in_c = cfg.in_channels;
         for (i, &out_c) in cfg.conv_channels.iter().enumerate() {

@@ -81,6 +81,8 @@ impl Vae {
     /// [`Error::Io`] for a missing file, [`Error::Checkpoint`] for a malformed config or
     /// weights file, or weights that do not match the config (naming each tensor).
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        // the allocator setting every network run profits from (page faults otherwise)
+        netinv_core::retain_freed_memory_once();
         let dir = dir.as_ref();
         let cfg_path = dir.join(VAE_CONFIG_FILE);
         let text = std::fs::read(&cfg_path).map_err(|source| Error::Io {

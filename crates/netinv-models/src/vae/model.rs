@@ -55,6 +55,8 @@ impl Vae {
     /// be created.
     pub fn init(cfg: &VaeConfig, varmap: &VarMap, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
+        // the allocator setting every network run profits from (page faults otherwise)
+        netinv_core::retain_freed_memory_once();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut data = varmap
             .data()
