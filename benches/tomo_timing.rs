@@ -1,0 +1,283 @@
+//! One timing of netinv's SIRT (or FBP) for `tools/perf/tomo_table.py`, which writes the
+//! tomography table of docs/performance.md (netinv beside ASTRA, from one run).
+//!
+//! The script builds this binary once (`cargo bench --bench tomo_timing --no-run
+//! --message-format=json`, the executable taken from cargo's JSON), then starts it as a
+//! separate process for every measurement, alternating with ASTRA's script
+//! (`tools/perf/astra_sirt.py`), and prints nothing else than what this binary prints:
+//!
+//! ```text
+//! tomo_timing --size 256 --angles 360 --iterations 20 --operator matrix-free --threads 1 \
+//!     [--repeats 3] [--algorithm sirt|fbp] [--seed 0]
+//! {"algorithm":"sirt","size":256,"angles":360,"detectors":364,"operator":"matrix-free",...}
+//! ```
+//!
+//! Geometry as in docs/performance.md: `ceil(sqrt(2) N) + 2` detectors, uniform angles over
+//! a half turn, a seeded uniform random image and its sinogram. Each repeat is a whole SIRT
+//! run of `iterations` iterations from zero, weights included (as ASTRA's `run(iterations)`),
+//! inside a rayon pool of `threads` threads; the JSON line reports per iteration the median
+//! over repeats of the process CPU time (all threads, `CLOCK_PROCESS_CPUTIME_ID`) and of the
+//! wall time, every repeat's figures, the setup time (operator and, for `csr`, the matrix and
+//! its transpose, built in rayon's global pool before the timed runs), and the peak
+//! resident set (`VmHWM` of /proc/self/status, so setup
+//! included; `null` where that file does not exist). With `--algorithm fbp` one repeat is
+//! one FBP reconstruction (`iterations` is ignored and reported as 1).
+//!
+//! cargo passes `--bench` to bench executables; it is accepted and ignored.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ndarray::Array2;
+use netinv::tomo::{
+    CsrOperator, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[allow(unsafe_code)] // one FFI call; SAFETY comment at the call
+fn process_cpu_seconds() -> Option<f64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec with the C layout of 64-bit Linux.
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+}
+
+/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn process_cpu_seconds() -> Option<f64> {
+    None
+}
+
+/// Peak resident set in bytes (`VmHWM`), or `None` where /proc/self/status is missing.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Operator {
+    MatrixFree,
+    Csr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Algorithm {
+    Sirt,
+    Fbp,
+}
+
+#[derive(Debug)]
+struct Args {
+    size: usize,
+    angles: usize,
+    iterations: usize,
+    operator: Operator,
+    threads: usize,
+    repeats: usize,
+    algorithm: Algorithm,
+    seed: u64,
+}
+
+const USAGE: &str = "usage: tomo_timing --size N --angles A --iterations K \
+--operator matrix-free|csr --threads T [--repeats R] [--algorithm sirt|fbp] [--seed S]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        size: 128,
+        angles: 90,
+        iterations: 20,
+        operator: Operator::MatrixFree,
+        threads: 1,
+        repeats: 3,
+        algorithm: Algorithm::Sirt,
+        seed: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--bench" {
+            continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.into());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = |v: &str| -> Result<usize, String> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{flag}: expected a positive integer, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--size" => args.size = number(&value)?,
+            "--angles" => args.angles = number(&value)?,
+            "--iterations" => args.iterations = number(&value)?,
+            "--threads" => args.threads = number(&value)?,
+            "--repeats" => args.repeats = number(&value)?,
+            "--seed" => {
+                args.seed = value
+                    .parse()
+                    .map_err(|_| format!("--seed: expected an integer, got {value:?}"))?
+            }
+            "--operator" => {
+                args.operator = match value.as_str() {
+                    "matrix-free" => Operator::MatrixFree,
+                    "csr" => Operator::Csr,
+                    _ => return Err(format!("--operator: matrix-free or csr, got {value:?}")),
+                }
+            }
+            "--algorithm" => {
+                args.algorithm = match value.as_str() {
+                    "sirt" => Algorithm::Sirt,
+                    "fbp" => Algorithm::Fbp,
+                    _ => return Err(format!("--algorithm: sirt or fbp, got {value:?}")),
+                }
+            }
+            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
+        }
+    }
+    if args.algorithm == Algorithm::Fbp {
+        args.iterations = 1;
+    }
+    Ok(args)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Times `repeats` calls of `work` (each `per_call` iterations); seconds per iteration.
+fn time_runs(repeats: usize, per_call: usize, work: impl Fn()) -> (Vec<f64>, Vec<f64>) {
+    let (mut cpu, mut wall) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        let c0 = process_cpu_seconds();
+        let w0 = Instant::now();
+        work();
+        let w = w0.elapsed().as_secs_f64();
+        let c = match (c0, process_cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        };
+        cpu.push(c / per_call as f64);
+        wall.push(w / per_call as f64);
+    }
+    (cpu, wall)
+}
+
+fn json_f64(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+fn run(args: &Args) -> Result<serde_json::Value, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .map_err(|e| format!("thread pool: {e}"))?;
+    let n = args.size;
+    let n_det = (n as f64 * std::f64::consts::SQRT_2).ceil() as usize + 2;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let image = Array2::from_shape_fn((n, n), |_| rng.random::<f32>());
+
+    // Setup (operator, CSR matrix, sinogram) runs in rayon's global pool, outside the
+    // timed runs: the CSR build at 512 px takes minutes at one thread.
+    let setup_start = Instant::now();
+    let geom = ParallelBeam2d::uniform(n, n, args.angles, n_det, 1.0)
+        .map_err(|e| format!("geometry: {e}"))?;
+    let ray = RayTransform::new(geom).map_err(|e| format!("operator: {e}"))?;
+    let csr = (args.operator == Operator::Csr).then(|| CsrOperator::new(&ray));
+    let setup_seconds = setup_start.elapsed().as_secs_f64();
+    let op: &dyn LinearOperator = match &csr {
+        Some(c) => c,
+        None => &ray,
+    };
+    let sinogram = op.apply(image.view());
+
+    pool.install(|| -> Result<serde_json::Value, String> {
+        let threads = rayon::current_num_threads();
+
+        let (cpu, wall) = match args.algorithm {
+            Algorithm::Sirt => {
+                let sirt = Sirt::new(SirtConfig {
+                    iterations: args.iterations,
+                    ..Default::default()
+                })
+                .map_err(|e| format!("sirt: {e}"))?;
+                time_runs(args.repeats, args.iterations, || {
+                    black_box(sirt.reconstruct(op, sinogram.view()).expect("sirt"));
+                })
+            }
+            Algorithm::Fbp => {
+                let fbp = Fbp::new(FbpConfig::default()).map_err(|e| format!("fbp: {e}"))?;
+                time_runs(args.repeats, 1, || {
+                    black_box(fbp.reconstruct(op, sinogram.view()).expect("fbp"));
+                })
+            }
+        };
+        let peak = peak_rss_bytes();
+        let csr_bytes = csr.as_ref().map(|c| {
+            // indptr (usize) + indices (u32) + values (f32), matrix and transpose.
+            let m = c.matrix();
+            2 * (m.nnz() * 8 + (m.n_rows() + m.n_cols() + 2) * 8)
+        });
+        Ok(serde_json::json!({
+            "tool": "netinv",
+            "algorithm": match args.algorithm { Algorithm::Sirt => "sirt", Algorithm::Fbp => "fbp" },
+            "size": n,
+            "angles": args.angles,
+            "detectors": n_det,
+            "operator": match args.operator { Operator::MatrixFree => "matrix-free", Operator::Csr => "csr" },
+            "iterations": args.iterations,
+            "repeats": args.repeats,
+            "threads": threads,
+            "cpu_s_per_iter": json_f64(median(&cpu)),
+            "wall_s_per_iter": json_f64(median(&wall)),
+            "cpu_s_per_iter_runs": cpu.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+            "wall_s_per_iter_runs": wall.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+            "setup_wall_s": json_f64(setup_seconds),
+            "csr_bytes_estimate": csr_bytes,
+            "peak_rss_bytes": peak,
+        }))
+    })
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    match run(&args) {
+        Ok(line) => println!("{line}"),
+        Err(msg) => {
+            eprintln!("tomo_timing: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
