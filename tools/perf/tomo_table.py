@@ -348,7 +348,8 @@ def markdown(data):
     L.append("")
     L.append(
         "SIRT, milliseconds per iteration (a whole 20-iteration run from zero, weights "
-        "included, / 20), medians over rounds. Ratios: netinv's 1-thread process CPU time and "
+        "included, / 20), medians over rounds; at 2 threads the process CPU time of the same "
+        "run is given in brackets (wall near CPU / 2 means both threads ran). Ratios: netinv's 1-thread process CPU time and "
         "its 2-thread wall time over ASTRA's 1-thread process CPU time. Peak RSS: the "
         "process's `VmHWM` at 1 thread (ASTRA's includes Python, numpy and ASTRA: "
         f"{mb(meta.get('astra_rss_after_import_bytes'))} right after the imports)."
@@ -356,8 +357,8 @@ def markdown(data):
     L.append("")
     L.append(
         "| case | ASTRA CPU (wall) | `RayTransform` 1 thread CPU | ratio | `RayTransform` "
-        "2 threads wall | ratio | `CsrOperator` 1 thread CPU | ratio | `CsrOperator` 2 threads "
-        "wall | ratio | peak RSS ASTRA / `RayTransform` / `CsrOperator` |"
+        "2 threads wall (CPU) | ratio | `CsrOperator` 1 thread CPU | ratio | `CsrOperator` 2 "
+        "threads wall (CPU) | ratio | peak RSS ASTRA / `RayTransform` / `CsrOperator` |"
     )
     L.append("| --- " * 11 + "|")
     for n, angles, _, _ in SIZES:
@@ -375,7 +376,8 @@ def markdown(data):
             bold1 = TARGET_CPU_1T if op == "matrix-free" else None
             bold2 = TARGET_WALL_2T if op == "matrix-free" else None
             row += [ms(one["cpu_s"]), ratio(one["cpu_s"], a["cpu_s"], bold1)]
-            row += [ms(two["wall_s"]), ratio(two["wall_s"], a["cpu_s"], bold2)]
+            row += [f"{ms(two['wall_s'])} ({ms(two['cpu_s'])})"]
+            row += [ratio(two["wall_s"], a["cpu_s"], bold2)]
         csr = s.get("csr-1t")
         row.append(
             f"{mb(a['peak_rss_bytes'])} / {mb(s['matrix-free-1t']['peak_rss_bytes'])} / "
@@ -395,7 +397,7 @@ def markdown(data):
         L.append("")
         L.append(
             "| case | ASTRA CPU (wall) | scikit-image `iradon` CPU | ratio | `RayTransform` "
-            "1 thread CPU | ratio | `RayTransform` 2 threads wall | ratio | peak RSS ASTRA / "
+            "1 thread CPU | ratio | `RayTransform` 2 threads wall (CPU) | ratio | peak RSS ASTRA / "
             "iradon / `RayTransform` |"
         )
         L.append("| --- " * 9 + "|")
@@ -410,7 +412,7 @@ def markdown(data):
                     ratio(sk["cpu_s"], a["cpu_s"]),
                     ms(one["cpu_s"]),
                     ratio(one["cpu_s"], a["cpu_s"]),
-                    ms(two["wall_s"]),
+                    f"{ms(two['wall_s'])} ({ms(two['cpu_s'])})",
                     ratio(two["wall_s"], a["cpu_s"]),
                     f"{mb(a['peak_rss_bytes'])} / {mb(sk['peak_rss_bytes'])} / "
                     f"{mb(one['peak_rss_bytes'])}",
