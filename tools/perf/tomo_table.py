@@ -35,11 +35,14 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
+import shutil
 import statistics
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,22 +113,26 @@ def loadavg():
 
 
 def snapshot(rev):
-    """Exports commit `rev` (`git archive`) to target/tomo_table_src/<sha>; returns its path
-    and the short commit, so the measured code is exactly that commit even while the work
-    tree is being edited."""
+    """Exports commit `rev` (`git archive`) to <tmp>/netinv_tomo_table_src/<sha>; returns its
+    path and the short commit, so the measured code is exactly that commit even while the
+    work tree is being edited. Not under target/: cargo does not check the mtimes of
+    sources inside its target directory (a changed file there was reported Fresh)."""
     sha = sh(["git", "rev-parse", "--verify", rev + "^{commit}"]).strip()
     short = sh(["git", "rev-parse", "--short", sha]).strip()
-    dest = ROOT / "target" / "tomo_table_src" / sha
+    dest = Path(tempfile.gettempdir()) / "netinv_tomo_table_src" / sha
     if not (dest / "Cargo.toml").exists():
         dest.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
             ["git", "archive", sha], cwd=ROOT, check=True, stdout=subprocess.PIPE
         ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        # -m: files get the extraction time, not the commit's, so cargo (whose fingerprints
+        # compare source mtimes with the shared target directory's artifacts) rebuilds
+        # netinv's crates instead of reusing another snapshot's build.
+        subprocess.run(["tar", "-x", "-m", "-C", str(dest)], input=archive, check=True)
     return dest, short
 
 
-def build(src):
+def build(src, tag):
     """Builds the timing binary from the tree at `src` (the shared target directory keeps
     the dependencies' builds); returns the executable's path."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
@@ -151,7 +158,13 @@ def build(src):
             exe = msg["executable"]
     if exe is None:
         sys.exit("tomo_table: cargo did not report a tomo_timing executable")
-    return exe
+    # A private copy: the shared target directory's executable has the same name for every
+    # tree (cargo's hashes do not depend on the workspace path), so a build of the work
+    # tree during the run would replace it.
+    private = ROOT / "target" / "tomo_table_bin" / f"tomo_timing-{tag}"
+    private.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(exe, private)
+    return str(private)
 
 
 def busy_seconds():
@@ -320,6 +333,13 @@ def verdict(summary):
     return lines, ok_all
 
 
+def max_wait(meta):
+    if meta.get("max_wait_s") is not None:
+        return meta["max_wait_s"]
+    m = re.search(r"--max-wait[ =](\S+)", meta.get("command", ""))
+    return float(m.group(1)) if m else 120.0
+
+
 def fmt_cores(meta):
     med, mx = meta.get("other_cores_median"), meta.get("other_cores_max")
     if med is None:
@@ -337,8 +357,9 @@ def markdown(data):
         f"{meta['cores']} cores, commit {meta['commit']}, {meta['rustc']}, ASTRA "
         f"{meta['astra_version']}; load average (1/5/15 min) {fmt_load(load0)} at the start, "
         f"{fmt_load(load1)} at the end; other processes used {fmt_cores(meta)} during the "
-        f"measurements (median, max; each measurement waited for at most "
-        f"{meta.get('quiet_limit', '?')} busy cores first); {meta['rounds']} alternating rounds, {meta['elapsed_s'] / 60:.1f} "
+        f"measurements (median, max; before each measurement the script waited, at most "
+        f"{max_wait(meta):g} s, until they used <= {meta.get('quiet_limit', '?')} cores); "
+        f"{meta['rounds']} alternating rounds, {meta['elapsed_s'] / 60:.1f} "
         f"min. Raw measurements: `results/perf/tomo_table.json`. Command:"
     )
     L.append("")
@@ -493,7 +514,7 @@ def main():
     else:
         (src, commit), dirty = snapshot(a.source), []
     print(f"tomo_table: building tomo_timing at {commit} in {src}", file=sys.stderr)
-    exe = build(src)
+    exe = build(src, commit)
     if not (src / "tools" / "perf" / "astra_sirt.py").exists():
         src_py = ROOT  # a commit from before the ASTRA script existed
     else:
@@ -548,6 +569,7 @@ def main():
         "other_cores_median": statistics.median(others) if others else None,
         "other_cores_max": max(others) if others else None,
         "quiet_limit": a.quiet_limit,
+        "max_wait_s": a.max_wait,
         "rounds": a.rounds,
         "elapsed_s": (end - start).total_seconds(),
         "command": command,
