@@ -5,7 +5,9 @@ From the repository root:
     python3 tools/perf/tomo_table.py [--rounds 3] [--csr auto|on|off] [--no-fbp] [--sizes 128,256]
 
 Builds `benches/tomo_timing.rs` (`cargo bench --bench tomo_timing --no-run`, the executable
-taken from cargo's JSON messages), then runs `--rounds` alternating rounds. In every round,
+taken from cargo's JSON messages) from a `git archive` export of `--source` (default HEAD,
+so uncommitted edits in the work tree are not measured; `--source worktree` builds the work
+tree and the caption then says -dirty), then runs `--rounds` alternating rounds. In every round,
 for every size (128 px / 90 angles, 256 / 360, 512 / 720; `ceil(sqrt(2) N) + 2` detectors),
 each measurement is a separate process, and the order of the processes is rotated from
 round to round so that no tool always runs first or last:
