@@ -41,6 +41,24 @@ pub enum Error {
         /// Flat (row-major) index of the first offending value.
         index: usize,
     },
+    /// Building something (the CSR matrix of a projector) would take more memory than the
+    /// caller allows.
+    #[error(
+        "the {what} of images {image:?} and sinograms {sinogram:?} needs {needed} bytes, \
+         over the memory budget of {budget} bytes"
+    )]
+    OverMemoryBudget {
+        /// What would have been built (for example "CSR operator").
+        what: &'static str,
+        /// The bytes it needs.
+        needed: usize,
+        /// The budget it exceeds, in bytes.
+        budget: usize,
+        /// The operator's image shape `(rows, cols)`.
+        image: (usize, usize),
+        /// The operator's sinogram shape `(angles, detectors)`.
+        sinogram: (usize, usize),
+    },
     /// Reading or writing a `.npy` file failed.
     #[error("npy error on {path}: {reason}")]
     Npy {

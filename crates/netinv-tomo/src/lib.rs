@@ -10,6 +10,15 @@
 //! projector and algorithms are separate, as in ASTRA and ODL: an algorithm takes any
 //! [`LinearOperator`].
 //!
+//! The projector comes in two forms with the same weights: [`RayTransform`] steps along
+//! the rays on every product (no memory beyond the images), [`CsrOperator`] stores the
+//! matrix and its transpose (faster for many products of small problems, but
+//! [`CsrOperator::required_bytes`] grows as `size^3`: 68 MB at 128 px / 90 angles, 8 GB at
+//! 512 px / 720 angles). [`AutoOperator`] picks the matrix below a memory budget
+//! ([`DEFAULT_CSR_BUDGET`], 256 MiB) and the matrix-free form above it;
+//! [`CsrOperator::with_budget`] refuses with [`Error::OverMemoryBudget`] instead, and
+//! [`CsrOperator::new`] builds the matrix whatever it takes.
+//!
 //! Iterative solvers are a prepared state plus a step, as in argmin: [`Sirt::start`] and
 //! [`TvPdhg::start`] (or their batched forms) give a [`BatchRun`] ([`SirtRun`], [`TvRun`])
 //! whose [`step`](BatchRun::step) does one iteration on every image, with every image's own
@@ -34,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod auto;
 mod batch;
 mod error;
 mod fbp;
@@ -60,6 +70,7 @@ pub use ndarray;
 #[cfg(feature = "lapack-tests")]
 use ndarray_linalg as _;
 
+pub use auto::{AutoOperator, DEFAULT_CSR_BUDGET};
 pub use batch::{stack_images, unstack_images};
 pub use error::{Error, Result};
 pub use fbp::{Fbp, FbpConfig, FbpFilter};

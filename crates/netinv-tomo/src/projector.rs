@@ -92,6 +92,24 @@ pub(crate) fn ray_range(rb: f64, di: f64, n_det: usize, n_minor: usize) -> (usiz
     }
 }
 
+/// The detector range `lo..hi` whose rays can reach pixel `k` of a minor line from a
+/// major line with base `rb`: those with `u = rb + i * di` in `[k - 1, k + 1)` (the
+/// pixel is then their left or right neighbour), widened by a ray each side (a superset;
+/// callers still check each ray).
+#[inline]
+fn pixel_ray_range(rb: f64, di: f64, k: usize, n_det: usize) -> (usize, usize) {
+    let a = (k as f64 - 1.0 - rb) / di;
+    let b = (k as f64 + 1.0 - rb) / di;
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let lo = (lo.floor() - 1.0).max(0.0);
+    let hi = (hi.ceil() + 2.0).min(n_det as f64);
+    if hi <= lo {
+        (0, 0)
+    } else {
+        (lo as usize, hi as usize)
+    }
+}
+
 /// The interpolation of coordinate `u` in a line of `n_minor` pixels padded with one zero
 /// at each end: the padded index `j = floor(u) + 1` of the left neighbour (pixel
 /// `floor(u)`, which may be -1, sits at padded index `j`) and the fractional offset
@@ -219,38 +237,129 @@ impl RayTransform {
         }
     }
 
-    /// The operator as a sparse matrix (CSR) of shape `[angles * n_det, rows * cols]`,
-    /// rows ray-major (`angle * n_det + det`), columns pixel row-major. Values are the
-    /// projector's weights rounded to f32.
-    ///
-    /// Memory is about `8 * 2 * max(rows, cols) * angles * n_det` bytes: fine for small and
-    /// medium problems (about 34 MB at 128x128 / 90 angles / 183 detectors).
-    pub fn to_csr(&self) -> SparseMatrix {
-        let (n_angles, n_det) = self.geom.sinogram_shape();
-        let n_pixels = self.geom.rows() * self.geom.cols();
-        let per_ray: Vec<(Vec<u32>, Vec<f32>)> = (0..n_angles * n_det)
-            .into_par_iter()
-            .map(|ray| {
-                let mut idx = Vec::new();
-                let mut val = Vec::new();
-                self.for_each_weight(ray / n_det, ray % n_det, |j, w| {
-                    idx.push(j as u32);
-                    val.push(w as f32);
-                });
-                (idx, val)
-            })
-            .collect();
-        let mut indptr = Vec::with_capacity(per_ray.len() + 1);
-        indptr.push(0usize);
-        let nnz: usize = per_ray.iter().map(|(i, _)| i.len()).sum();
-        let mut indices = Vec::with_capacity(nnz);
-        let mut values = Vec::with_capacity(nnz);
-        for (idx, val) in per_ray {
-            indices.extend_from_slice(&idx);
-            values.extend_from_slice(&val);
-            indptr.push(indices.len());
+    /// Calls `f(ray, weight)` for every nonzero weight on pixel `(r, c)`, rays in
+    /// increasing order (`angle * n_det + det`): column `r * cols + c` of the matrix that
+    /// [`for_each_weight`](Self::for_each_weight) gives row by row, with the same f64
+    /// weights bit for bit (the same stepping arithmetic, evaluated for the few rays that
+    /// can reach the pixel). A ray crosses a pixel's major line once, so it has at most one
+    /// weight on the pixel.
+    pub(crate) fn for_each_ray(&self, r: usize, c: usize, mut f: impl FnMut(usize, f64)) {
+        let (rows, cols) = self.geom.image_shape();
+        let n_det = self.geom.n_det();
+        for (a, p) in self.params.iter().enumerate() {
+            let (m, k, n_minor) = if p.vertical {
+                (r, c, cols)
+            } else {
+                (c, r, rows)
+            };
+            let rb = p.major_base[m];
+            let (lo, hi) = pixel_ray_range(rb, p.di, k, n_det);
+            for det in lo..hi {
+                // as in for_each_weight: the left neighbour is pixel j - 1, the right one j
+                let u = rb + (det as i32) as f64 * p.di;
+                let Some((j, off)) = split(u, n_minor) else {
+                    continue;
+                };
+                if j == k + 1 && off < 1.0 {
+                    f(a * n_det + det, p.length * (1.0 - off));
+                } else if j == k && off > 0.0 {
+                    f(a * n_det + det, p.length * off);
+                }
+            }
         }
-        SparseMatrix::from_parts(n_angles * n_det, n_pixels, indptr, indices, values)
+    }
+
+    /// The row pointers of [`to_csr`](Self::to_csr)'s matrix (`angles * n_det + 1`
+    /// entries, the last one the number of stored entries), counted in parallel without
+    /// storing any entry.
+    pub(crate) fn csr_row_pointers(&self) -> Vec<usize> {
+        let n_rays = self.geom.n_angles() * self.geom.n_det();
+        SparseMatrix::row_pointers(n_rays, self.ray_work(), |ray| {
+            let mut n = 0;
+            self.for_each_ray_weight(ray, |_, _| n += 1);
+            n
+        })
+    }
+
+    /// The weights of ray `angle * n_det + det` ([`for_each_weight`](Self::for_each_weight)).
+    fn for_each_ray_weight(&self, ray: usize, f: impl FnMut(usize, f64)) {
+        let n_det = self.geom.n_det();
+        self.for_each_weight(ray / n_det, ray % n_det, f);
+    }
+
+    /// Steps of one ray (for the parallel split of the matrix build).
+    fn ray_work(&self) -> usize {
+        self.geom.rows().max(self.geom.cols())
+    }
+
+    /// The operator as a sparse matrix (CSR) of shape `[angles * n_det, rows * cols]`,
+    /// rows ray-major (`angle * n_det + det`), columns pixel row-major, each row's entries
+    /// in the order the ray steps along its major axis. Values are the projector's weights
+    /// rounded to f32.
+    ///
+    /// Built in parallel (rayon) in two passes over the rays, one counting the entries of
+    /// every ray, one writing each ray's entries into its own slice of the arrays: no
+    /// temporary copy of the entries, and the same matrix, bit for bit, at any thread count.
+    /// Memory is the matrix itself, `8 * nnz + 8 * (angles * n_det + 1)` bytes with
+    /// `nnz` about `2 * min(rows, cols) * angles * n_det` (17 MB at 128x128 / 90 angles /
+    /// 183 detectors; [`CsrOperator::required_bytes`](crate::CsrOperator::required_bytes)
+    /// gives the exact figure for the matrix and its transpose without building them).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{ndarray::Array2, LinearOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(8, 8, 4, 12, 1.0).unwrap()).unwrap();
+    /// let a = op.to_csr();
+    /// assert_eq!((a.n_rows(), a.n_cols()), (4 * 12, 8 * 8));
+    /// // row 6 is angle 0, detector 6 (t = 0.5): the column of pixels at x = 0.5
+    /// assert_eq!(a.row(6).count(), 8);
+    /// let mut y = vec![0.0; 48];
+    /// a.matvec_into(&[1.0; 64], &mut y);
+    /// assert_eq!(y[6], 8.0);
+    /// ```
+    pub fn to_csr(&self) -> SparseMatrix {
+        self.to_csr_with(self.csr_row_pointers())
+    }
+
+    /// [`to_csr`](Self::to_csr) with its row pointers already counted.
+    pub(crate) fn to_csr_with(&self, indptr: Vec<usize>) -> SparseMatrix {
+        let n_pixels = self.geom.rows() * self.geom.cols();
+        SparseMatrix::fill_rows(n_pixels, indptr, self.ray_work(), |ray, idx, val| {
+            let mut n = 0;
+            self.for_each_ray_weight(ray, |j, w| {
+                idx[n] = j as u32;
+                val[n] = w as f32;
+                n += 1;
+            });
+            n
+        })
+    }
+
+    /// The transpose of [`to_csr`](Self::to_csr)'s matrix, `[rows * cols, angles *
+    /// n_det]`, equal to `self.to_csr().transpose()` bit for bit (each row's rays in
+    /// increasing order) but built pixel by pixel in parallel, in two passes like `to_csr`.
+    pub(crate) fn to_csr_transpose(&self) -> SparseMatrix {
+        let (rows, cols) = self.geom.image_shape();
+        let n_rays = self.geom.n_angles() * self.geom.n_det();
+        // a pixel meets about 4 candidate rays per angle
+        let work = 4 * self.geom.n_angles();
+        let pixel = |p: usize| (p / cols, p % cols);
+        let indptr = SparseMatrix::row_pointers(rows * cols, work, |p| {
+            let (r, c) = pixel(p);
+            let mut n = 0;
+            self.for_each_ray(r, c, |_, _| n += 1);
+            n
+        });
+        SparseMatrix::fill_rows(n_rays, indptr, work, |p, idx, val| {
+            let (r, c) = pixel(p);
+            let mut n = 0;
+            self.for_each_ray(r, c, |ray, w| {
+                idx[n] = ray as u32;
+                val[n] = w as f32;
+                n += 1;
+            });
+            n
+        })
     }
 
     /// Forward projection of the angles `first..first + out.len() / n_det` into `out`

@@ -4,7 +4,7 @@ use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 use rayon::prelude::*;
 
 use crate::operator::{assert_batch_shapes, assert_shapes};
-use crate::{LinearOperator, RayTransform};
+use crate::{Error, LinearOperator, RayTransform, Result};
 
 /// A sparse matrix in compressed sparse row form, f32 values, f64 accumulation.
 ///
@@ -50,6 +50,81 @@ impl SparseMatrix {
             indices.iter().all(|&j| (j as usize) < n_cols),
             "column index out of range"
         );
+        Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            values,
+        }
+    }
+
+    /// Row pointers from the entry count of every row, `count(i)` evaluated in parallel
+    /// (jobs of at least [`crate::par::min_items`]`(row_work)` rows, `row_work` the
+    /// multiply-adds of one count), then summed in order: `indptr[0] = 0`,
+    /// `indptr[i + 1] = indptr[i] + count(i)`. The same at any thread count.
+    pub(crate) fn row_pointers(
+        n_rows: usize,
+        row_work: usize,
+        count: impl Fn(usize) -> usize + Sync,
+    ) -> Vec<usize> {
+        let mut indptr = vec![0usize; n_rows + 1];
+        indptr[1..]
+            .par_iter_mut()
+            .with_min_len(crate::par::min_items(row_work))
+            .enumerate()
+            .for_each(|(i, n)| *n = count(i));
+        for i in 0..n_rows {
+            indptr[i + 1] += indptr[i];
+        }
+        indptr
+    }
+
+    /// Assembles a matrix with the given row pointers in parallel: `fill(i, indices,
+    /// values)` writes row `i` into its own slices (of `indptr[i + 1] - indptr[i]`
+    /// entries) and returns how many it wrote. Jobs are runs of rows with disjoint slices,
+    /// so the matrix is the same at any thread count, and nothing but the matrix is
+    /// allocated.
+    ///
+    /// # Panics
+    /// If `fill` writes more entries than a row has room for or returns a different count.
+    /// Column indices are not checked: `fill` must write indices below `n_cols`.
+    pub(crate) fn fill_rows(
+        n_cols: usize,
+        indptr: Vec<usize>,
+        row_work: usize,
+        fill: impl Fn(usize, &mut [u32], &mut [f32]) -> usize + Sync,
+    ) -> Self {
+        let n_rows = indptr.len() - 1;
+        let nnz = indptr[n_rows];
+        let mut indices = vec![0u32; nnz];
+        let mut values = vec![0.0f32; nnz];
+        let rows_per_job = crate::par::min_items(row_work);
+        let mut jobs = Vec::with_capacity(n_rows.div_ceil(rows_per_job));
+        let (mut idx_rest, mut val_rest) = (&mut indices[..], &mut values[..]);
+        for first in (0..n_rows).step_by(rows_per_job) {
+            let rows = first..(first + rows_per_job).min(n_rows);
+            let len = indptr[rows.end] - indptr[rows.start];
+            let (idx, rest) = std::mem::take(&mut idx_rest).split_at_mut(len);
+            idx_rest = rest;
+            let (val, rest) = std::mem::take(&mut val_rest).split_at_mut(len);
+            val_rest = rest;
+            jobs.push((rows, idx, val));
+        }
+        jobs.into_par_iter().for_each(|(rows, idx, val)| {
+            let base = indptr[rows.start];
+            for i in rows {
+                let range = indptr[i] - base..indptr[i + 1] - base;
+                let len = range.len();
+                let written = fill(i, &mut idx[range.clone()], &mut val[range]);
+                assert_eq!(
+                    written, len,
+                    "row {i}: {written} entries written, {len} counted"
+                );
+            }
+        });
+        // `from_parts` would re-check every column index serially; the callers' indices
+        // come from the projector's own stepping and are in range by construction.
         Self {
             n_rows,
             n_cols,
@@ -290,7 +365,12 @@ fn rows_times_batch(entries: Entries<'_>, v: &[f32], batch: usize, out: &mut [f3
 }
 
 /// A [`LinearOperator`] backed by a precomputed CSR matrix and its transpose: the fastest
-/// choice for many repeated applications (SIRT) when the matrix fits in memory.
+/// choice for many repeated applications (SIRT, the CT study's batches of digits) when
+/// the matrix fits in memory. It takes [`required_bytes`](Self::required_bytes) of memory
+/// (68 MB at 128x128 / 90 angles / 183 detectors, about 1 GB at 256 px / 360 angles,
+/// 8 GB at 512 px / 720 angles); [`with_budget`](Self::with_budget) refuses to build it
+/// above a budget, and [`AutoOperator`](crate::AutoOperator) falls back to the matrix-free
+/// [`RayTransform`] there.
 ///
 /// # Examples
 /// ```
@@ -310,10 +390,115 @@ pub struct CsrOperator {
 }
 
 impl CsrOperator {
-    /// Builds the CSR matrix of `op` and its transpose.
+    /// Builds the CSR matrix of `op` and its transpose, whatever their size: calling `new`
+    /// is the caller asking for the matrix explicitly. It takes
+    /// [`required_bytes`](Self::required_bytes) of memory (8 GB at 512 px / 720 angles;
+    /// 1024 px does not fit in 24 GB); [`with_budget`](Self::with_budget) checks that
+    /// figure first, [`AutoOperator`](crate::AutoOperator) picks the matrix-free projector
+    /// above a budget.
+    ///
+    /// Both matrices are built in parallel (rayon), the matrix ray by ray
+    /// ([`RayTransform::to_csr`]) and the transpose pixel by pixel from the same stepping
+    /// arithmetic, each in a counting pass and a filling pass, so they are the same bit for
+    /// bit at any thread count and the build allocates nothing beyond them.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(8, 8, 4, 12, 1.0).unwrap()).unwrap();
+    /// let csr = CsrOperator::new(&op);
+    /// assert_eq!(csr.matrix().n_rows(), 4 * 12);
+    /// assert_eq!(csr.memory_bytes(), CsrOperator::required_bytes(&op));
+    /// ```
     pub fn new(op: &RayTransform) -> Self {
-        let matrix = op.to_csr();
-        let transpose = matrix.transpose();
+        Self::with_row_pointers(op, op.csr_row_pointers())
+    }
+
+    /// Builds the operator as [`new`](Self::new) does if it takes at most `max_bytes` of
+    /// memory ([`required_bytes`](Self::required_bytes), counted before anything is
+    /// built).
+    ///
+    /// # Errors
+    /// [`Error::OverMemoryBudget`] with the bytes needed, the budget and the shapes if
+    /// the operator needs more than `max_bytes`.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, Error, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(28, 28, 30, 42, 1.0).unwrap()).unwrap();
+    /// let needed = CsrOperator::required_bytes(&op);
+    /// assert!(CsrOperator::with_budget(&op, needed).is_ok());
+    /// let refused = CsrOperator::with_budget(&op, needed - 1);
+    /// assert!(matches!(refused, Err(Error::OverMemoryBudget { budget, .. }) if budget == needed - 1));
+    /// ```
+    pub fn with_budget(op: &RayTransform, max_bytes: usize) -> Result<Self> {
+        let indptr = op.csr_row_pointers();
+        let needed = csr_operator_bytes(op, indptr[indptr.len() - 1]);
+        if needed > max_bytes {
+            return Err(Error::OverMemoryBudget {
+                what: "CSR operator",
+                needed,
+                budget: max_bytes,
+                image: op.domain_shape(),
+                sinogram: op.range_shape(),
+            });
+        }
+        Ok(Self::with_row_pointers(op, indptr))
+    }
+
+    /// The bytes of memory the operator of `op` holds once built, computed without
+    /// building it (a parallel counting pass over the rays, about a tenth of the build):
+    ///
+    /// ```text
+    /// 2 * nnz * (4 + 4)                        column indices (u32) and values (f32), A and A^T
+    /// + 8 * (angles * n_det + 1 + rows * cols + 1)   row pointers (usize) of A and A^T
+    /// ```
+    ///
+    /// exactly the buffers of [`new`](Self::new)'s result
+    /// ([`memory_bytes`](Self::memory_bytes)), and the build's peak too up to a few
+    /// kilobytes of job bookkeeping; the few hundred bytes of the struct itself and the
+    /// allocator's rounding are not counted. `nnz` is about
+    /// `2 * min(rows, cols) * angles * n_det`.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(28, 28, 90, 42, 1.0).unwrap()).unwrap();
+    /// let bytes = CsrOperator::required_bytes(&op);
+    /// assert!(bytes > 1 << 20 && bytes < 8 << 20); // a digit at 90 angles: a few MB
+    /// ```
+    pub fn required_bytes(op: &RayTransform) -> usize {
+        let indptr = op.csr_row_pointers();
+        csr_operator_bytes(op, indptr[indptr.len() - 1])
+    }
+
+    /// The bytes held by the operator's buffers: the capacities of the column indices,
+    /// values and row pointers of the matrix and its transpose (what
+    /// [`required_bytes`](Self::required_bytes) predicts).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(8, 8, 4, 12, 1.0).unwrap()).unwrap();
+    /// let csr = CsrOperator::new(&op);
+    /// let nnz = csr.matrix().nnz();
+    /// assert_eq!(csr.memory_bytes(), 2 * nnz * 8 + 8 * (4 * 12 + 1 + 8 * 8 + 1));
+    /// ```
+    pub fn memory_bytes(&self) -> usize {
+        [&self.matrix, &self.transpose]
+            .iter()
+            .map(|m| {
+                m.indices.capacity() * std::mem::size_of::<u32>()
+                    + m.values.capacity() * std::mem::size_of::<f32>()
+                    + m.indptr.capacity() * std::mem::size_of::<usize>()
+            })
+            .sum()
+    }
+
+    /// Builds both matrices from the counted row pointers of `op`'s matrix.
+    fn with_row_pointers(op: &RayTransform, indptr: Vec<usize>) -> Self {
+        let matrix = op.to_csr_with(indptr);
+        let transpose = op.to_csr_transpose();
         Self {
             domain: op.domain_shape(),
             range: op.range_shape(),
@@ -323,9 +508,39 @@ impl CsrOperator {
     }
 
     /// The matrix `A` (`[angles * n_det, rows * cols]`).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(8, 8, 4, 12, 1.0).unwrap()).unwrap();
+    /// assert_eq!(CsrOperator::new(&op).matrix().n_cols(), 64);
+    /// ```
     pub fn matrix(&self) -> &SparseMatrix {
         &self.matrix
     }
+
+    /// The transpose `A^T` (`[rows * cols, angles * n_det]`), equal bit for bit to
+    /// `self.matrix().transpose()`.
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{CsrOperator, ParallelBeam2d, RayTransform};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(8, 8, 4, 12, 1.0).unwrap()).unwrap();
+    /// let csr = CsrOperator::new(&op);
+    /// assert_eq!(csr.transpose(), &csr.matrix().transpose());
+    /// ```
+    pub fn transpose(&self) -> &SparseMatrix {
+        &self.transpose
+    }
+}
+
+/// [`CsrOperator::required_bytes`] from the number of entries of `A`.
+fn csr_operator_bytes(op: &RayTransform, nnz: usize) -> usize {
+    let (rows, cols) = op.domain_shape();
+    let (angles, n_det) = op.range_shape();
+    let entry = std::mem::size_of::<u32>() + std::mem::size_of::<f32>();
+    let pointers = (angles * n_det + 1) + (rows * cols + 1);
+    2 * nnz * entry + pointers * std::mem::size_of::<usize>()
 }
 
 impl LinearOperator for CsrOperator {
@@ -409,6 +624,139 @@ fn matmat_batch(matrix: &SparseMatrix, v: ArrayView3<f32>, mut out: ArrayViewMut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ParallelBeam2d;
+
+    /// `RayTransform::to_csr` as it was before the parallel build (commit 36bf6fa): every
+    /// ray's entries collected into its own vectors, then concatenated in ray order.
+    fn serial_to_csr(op: &RayTransform) -> SparseMatrix {
+        let (n_angles, n_det) = op.range_shape();
+        let (rows, cols) = op.domain_shape();
+        let per_ray: Vec<(Vec<u32>, Vec<f32>)> = (0..n_angles * n_det)
+            .map(|ray| {
+                let mut idx = Vec::new();
+                let mut val = Vec::new();
+                op.for_each_weight(ray / n_det, ray % n_det, |j, w| {
+                    idx.push(j as u32);
+                    val.push(w as f32);
+                });
+                (idx, val)
+            })
+            .collect();
+        let mut indptr = vec![0usize];
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        for (idx, val) in per_ray {
+            indices.extend_from_slice(&idx);
+            values.extend_from_slice(&val);
+            indptr.push(indices.len());
+        }
+        SparseMatrix::from_parts(n_angles * n_det, rows * cols, indptr, indices, values)
+    }
+
+    /// Equal shapes, row pointers, column indices and value bits.
+    fn assert_same_bits(a: &SparseMatrix, b: &SparseMatrix, what: &str) {
+        assert_eq!((a.n_rows, a.n_cols), (b.n_rows, b.n_cols), "{what}: shape");
+        assert_eq!(a.indptr, b.indptr, "{what}: indptr");
+        assert_eq!(a.indices, b.indices, "{what}: indices");
+        let bits = |m: &SparseMatrix| m.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert!(bits(a) == bits(b), "{what}: values differ");
+    }
+
+    /// Square, rectangular, fine and coarse detectors, angles on and off the axes and
+    /// diagonals (where rays switch between vertical and horizontal stepping), a detector
+    /// row narrower than the image.
+    fn geometries() -> Vec<ParallelBeam2d> {
+        use std::f32::consts::{FRAC_PI_2, FRAC_PI_4, PI};
+        let odd = vec![
+            0.0,
+            0.1,
+            FRAC_PI_4,
+            1.0,
+            FRAC_PI_2,
+            2.0,
+            3.0 * FRAC_PI_4,
+            3.1,
+            PI,
+        ];
+        vec![
+            ParallelBeam2d::uniform(16, 16, 12, 24, 1.0).unwrap(),
+            ParallelBeam2d::uniform(64, 64, 45, 93, 1.0).unwrap(),
+            ParallelBeam2d::new(20, 13, odd.clone(), 31, 0.7).unwrap(),
+            ParallelBeam2d::new(9, 17, odd.clone(), 11, 1.6).unwrap(),
+            ParallelBeam2d::new(24, 24, odd, 10, 1.0).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn parallel_build_equals_the_serial_build() {
+        for geom in geometries() {
+            let op = RayTransform::new(geom.clone()).unwrap();
+            let serial = serial_to_csr(&op);
+            let csr = CsrOperator::new(&op);
+            assert_same_bits(&csr.matrix, &serial, &format!("A {geom:?}"));
+            assert_same_bits(
+                &csr.transpose,
+                &serial.transpose(),
+                &format!("A^T {geom:?}"),
+            );
+        }
+    }
+
+    #[test]
+    fn builds_on_one_and_two_threads_are_byte_equal(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        // 64 px / 45 angles splits into many jobs: rows of 64 steps, 512 rows per job
+        let op = RayTransform::new(ParallelBeam2d::uniform(64, 64, 45, 93, 1.0)?)?;
+        let build = |threads| -> std::result::Result<CsrOperator, Box<dyn std::error::Error>> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
+            Ok(pool.install(|| CsrOperator::new(&op)))
+        };
+        let (one, two) = (build(1)?, build(2)?);
+        assert!(op.csr_row_pointers().len() / crate::par::min_items(64) > 4);
+        assert_same_bits(&one.matrix, &two.matrix, "A");
+        assert_same_bits(&one.transpose, &two.transpose, "A^T");
+        Ok(())
+    }
+
+    #[test]
+    fn required_bytes_are_the_built_buffers() {
+        for geom in geometries() {
+            let op = RayTransform::new(geom).unwrap();
+            let csr = CsrOperator::new(&op);
+            let nnz = csr.matrix.nnz();
+            assert_eq!(csr.transpose.nnz(), nnz);
+            let (rows, cols) = op.domain_shape();
+            let (angles, n_det) = op.range_shape();
+            let exact = 16 * nnz + 8 * (angles * n_det + 1 + rows * cols + 1);
+            assert_eq!(CsrOperator::required_bytes(&op), exact);
+            assert_eq!(csr.memory_bytes(), exact);
+        }
+    }
+
+    #[test]
+    fn with_budget_refuses_above_and_builds_at_the_budget() {
+        let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 12, 24, 1.0).unwrap()).unwrap();
+        let needed = CsrOperator::required_bytes(&op);
+        let at = CsrOperator::with_budget(&op, needed).expect("fits exactly");
+        assert_same_bits(&at.matrix, &CsrOperator::new(&op).matrix, "A");
+        assert!(CsrOperator::with_budget(&op, usize::MAX).is_ok());
+        match CsrOperator::with_budget(&op, needed - 1).map(|_| ()) {
+            Err(Error::OverMemoryBudget {
+                needed: n,
+                budget,
+                image,
+                sinogram,
+                ..
+            }) => {
+                assert_eq!((n, budget), (needed, needed - 1));
+                assert_eq!((image, sinogram), ((16, 16), (12, 24)));
+            }
+            other => panic!("expected OverMemoryBudget, got {other:?}"),
+        }
+        let message = CsrOperator::with_budget(&op, 0).unwrap_err().to_string();
+        assert!(message.contains(&needed.to_string()) && message.contains("budget of 0"));
+    }
 
     #[test]
     fn transpose_round_trips() {
