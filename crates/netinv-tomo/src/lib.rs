@@ -13,7 +13,7 @@
 //! The projector comes in two forms with the same weights: [`RayTransform`] steps along
 //! the rays on every product (no memory beyond the images), [`CsrOperator`] stores the
 //! matrix and its transpose (faster for many products of small problems, but
-//! [`CsrOperator::required_bytes`] grows as `size^3`: 68 MB at 128 px / 90 angles, 8 GB at
+//! [`CsrOperator::required_bytes`] grows as `size^3`: 42 MB at 128 px / 90 angles, 5.4 GB at
 //! 512 px / 720 angles). [`AutoOperator`] picks the matrix below a memory budget
 //! ([`DEFAULT_CSR_BUDGET`], 256 MiB) and the matrix-free form above it;
 //! [`CsrOperator::with_budget`] refuses with [`Error::OverMemoryBudget`] instead, and

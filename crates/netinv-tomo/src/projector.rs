@@ -301,7 +301,7 @@ impl RayTransform {
     /// every ray, one writing each ray's entries into its own slice of the arrays: no
     /// temporary copy of the entries, and the same matrix, bit for bit, at any thread count.
     /// Memory is the matrix itself, `8 * nnz + 8 * (angles * n_det + 1)` bytes with
-    /// `nnz` about `2 * min(rows, cols) * angles * n_det` (17 MB at 128x128 / 90 angles /
+    /// `nnz` about `1.3 * min(rows, cols) * angles * n_det` (21 MB at 128x128 / 90 angles /
     /// 183 detectors; [`CsrOperator::required_bytes`](crate::CsrOperator::required_bytes)
     /// gives the exact figure for the matrix and its transpose without building them).
     ///
