@@ -18,6 +18,9 @@
 //! and iteration.
 //! `csr-batch/*` is one batched CSR product (`apply_batch_into` / `adjoint_batch_into`) at
 //! the CT study's densest shape, 200 digits at 90 angles, reported per digit.
+//! `csr-build/*` builds the CSR operator (`CsrOperator::new`: matrix and transpose) at
+//! 128 px / 90 angles and 256 px / 360 angles, wall time at 1 and 2 threads; 512 px (8-19
+//! s a build) is left to `crates/netinv-tomo/tests/csr_build_timing.rs`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -298,6 +301,23 @@ fn bench_cpu(c: &mut Criterion<CpuTime>) {
     }
 }
 
+fn bench_csr_build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("csr-build");
+    group.sample_size(10);
+    for (n, angles) in [(128usize, 90usize), (256, 360)] {
+        let op = operator(n, angles);
+        for threads in [1usize, 2] {
+            let p = pool(threads);
+            let label = if threads == 1 { "1thread" } else { "2threads" };
+            let id = BenchmarkId::new(format!("{n}px-{angles}ang"), label);
+            group.bench_function(id, |b| {
+                b.iter(|| p.install(|| black_box(CsrOperator::new(&op))))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bench_wall(c: &mut Criterion) {
     let (op128, csr128, op256, data) = setup();
     for threads in [1usize, 2] {
@@ -330,4 +350,5 @@ criterion_group! {
     targets = bench_cpu
 }
 criterion_group!(wall, bench_wall);
-criterion_main!(cpu, wall);
+criterion_group!(csr_build, bench_csr_build);
+criterion_main!(cpu, wall, csr_build);
