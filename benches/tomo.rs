@@ -19,8 +19,8 @@
 //! `csr-batch/*` is one batched CSR product (`apply_batch_into` / `adjoint_batch_into`) at
 //! the CT study's densest shape, 200 digits at 90 angles, reported per digit.
 //! `csr-build/*` builds the CSR operator (`CsrOperator::new`: matrix and transpose) at
-//! 128 px / 90 angles and 256 px / 360 angles, wall time at 1 and 2 threads; 512 px (8-19
-//! s a build) is left to `crates/netinv-tomo/tests/csr_build_timing.rs`.
+//! 128 px / 90 angles and 256 px / 360 angles, wall time at 1 and 2 threads; 512 px (4-9 s
+//! a build) is left to `crates/netinv-tomo/tests/csr_build_timing.rs`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

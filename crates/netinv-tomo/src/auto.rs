@@ -8,9 +8,9 @@ use crate::{CsrOperator, LinearOperator, RayTransform, Result};
 ///
 /// The CSR operator pays off for small problems solved many times, and those are small:
 /// the CT study's digit operators (28x28 at 30 to 90 angles) need 0.7-2.1 MB, a 128x128
-/// image at 90 angles 42 MB (0.1 s to build), so both are built as matrices with room to
+/// image at 90 angles 42 MB (0.04-0.06 s to build), so both are built as matrices with room to
 /// spare. The next sizes up are where the matrix stops being worth its memory: 256 px at
-/// 360 angles needs 681 MB (0.8-1.7 s to build), 512 px at 720 angles 5.4 GB (8-19 s),
+/// 360 angles needs 681 MB (0.45-0.9 s to build), 512 px at 720 angles 5.4 GB (3.6-9 s),
 /// for a product only a few times faster than the matrix-free one. (Image side `n`,
 /// `n` to `6n` angles and `ceil(sqrt(2) n) + 2` detectors; measured on 2 cores.)
 ///

@@ -94,15 +94,16 @@ pub(crate) fn ray_range(rb: f64, di: f64, n_det: usize, n_minor: usize) -> (usiz
 
 /// The detector range `lo..hi` whose rays can reach pixel `k` of a minor line from a
 /// major line with base `rb`: those with `u = rb + i * di` in `[k - 1, k + 1)` (the
-/// pixel is then their left or right neighbour), widened by a ray each side (a superset;
+/// pixel is then their left or right neighbour), from the floor of the first bound to the
+/// ceiling of the last (a superset; rounding in the bounds is ~1e-15 of a ray spacing;
 /// callers still check each ray).
 #[inline]
 fn pixel_ray_range(rb: f64, di: f64, k: usize, n_det: usize) -> (usize, usize) {
     let a = (k as f64 - 1.0 - rb) / di;
     let b = (k as f64 + 1.0 - rb) / di;
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    let lo = (lo.floor() - 1.0).max(0.0);
-    let hi = (hi.ceil() + 2.0).min(n_det as f64);
+    let lo = lo.floor().max(0.0);
+    let hi = (hi.ceil() + 1.0).min(n_det as f64);
     if hi <= lo {
         (0, 0)
     } else {
@@ -335,21 +336,17 @@ impl RayTransform {
         })
     }
 
-    /// The transpose of [`to_csr`](Self::to_csr)'s matrix, `[rows * cols, angles *
-    /// n_det]`, equal to `self.to_csr().transpose()` bit for bit (each row's rays in
-    /// increasing order) but built pixel by pixel in parallel, in two passes like `to_csr`.
-    pub(crate) fn to_csr_transpose(&self) -> SparseMatrix {
-        let (rows, cols) = self.geom.image_shape();
+    /// The transpose of `matrix` (this operator's [`to_csr`](Self::to_csr)),
+    /// `[rows * cols, angles * n_det]`, equal to `matrix.transpose()` bit for bit (each
+    /// row's rays in increasing order) but built in parallel: the row pointers from the
+    /// column counts of `matrix`, then each pixel's row from the stepping arithmetic.
+    pub(crate) fn to_csr_transpose(&self, matrix: &SparseMatrix) -> SparseMatrix {
+        let cols = self.geom.cols();
         let n_rays = self.geom.n_angles() * self.geom.n_det();
         // a pixel meets about 4 candidate rays per angle
         let work = 4 * self.geom.n_angles();
         let pixel = |p: usize| (p / cols, p % cols);
-        let indptr = SparseMatrix::row_pointers(rows * cols, work, |p| {
-            let (r, c) = pixel(p);
-            let mut n = 0;
-            self.for_each_ray(r, c, |_, _| n += 1);
-            n
-        });
+        let indptr = matrix.column_pointers();
         SparseMatrix::fill_rows(n_rays, indptr, work, |p, idx, val| {
             let (r, c) = pixel(p);
             let mut n = 0;

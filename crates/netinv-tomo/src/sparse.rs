@@ -80,6 +80,39 @@ impl SparseMatrix {
         indptr
     }
 
+    /// The row pointers of the transpose: `n_cols + 1` running sums of how many entries
+    /// each column holds, counted in parallel over one block of entries per thread
+    /// (integer sums, so the same at any thread count; `threads * n_cols` counters).
+    pub(crate) fn column_pointers(&self) -> Vec<usize> {
+        let n_cols = self.n_cols;
+        let block = self
+            .indices
+            .len()
+            .div_ceil(rayon::current_num_threads())
+            .max(1 << 16);
+        let counts = self
+            .indices
+            .par_chunks(block)
+            .map(|chunk| {
+                let mut counts = vec![0usize; n_cols];
+                for &j in chunk {
+                    counts[j as usize] += 1;
+                }
+                counts
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![0; n_cols]);
+        let mut indptr = Vec::with_capacity(n_cols + 1);
+        indptr.push(0);
+        for c in counts {
+            indptr.push(indptr[indptr.len() - 1] + c);
+        }
+        indptr
+    }
+
     /// Assembles a matrix with the given row pointers in parallel: `fill(i, indices,
     /// values)` writes row `i` into its own slices (of `indptr[i + 1] - indptr[i]`
     /// entries) and returns how many it wrote. Jobs are runs of rows with disjoint slices,
@@ -399,7 +432,8 @@ impl CsrOperator {
     ///
     /// Both matrices are built in parallel (rayon), the matrix ray by ray
     /// ([`RayTransform::to_csr`]) and the transpose pixel by pixel from the same stepping
-    /// arithmetic, each in a counting pass and a filling pass, so they are the same bit for
+    /// arithmetic (its row pointers from the matrix's column counts), each in a counting
+    /// pass and a filling pass, so they are the same bit for
     /// bit at any thread count and the build allocates nothing beyond them.
     ///
     /// # Examples
@@ -456,8 +490,8 @@ impl CsrOperator {
     ///
     /// exactly the buffers of [`new`](Self::new)'s result
     /// ([`memory_bytes`](Self::memory_bytes)), and the build's peak too up to a few
-    /// hundred kilobytes of job bookkeeping (peak RSS of a 512 px / 720 angle build:
-    /// 5,463 MB for 5,444 MB required); the few hundred bytes of the struct itself and the
+    /// megabytes of job bookkeeping and column counters (`8 * threads * rows * cols`) (peak RSS of a 512 px / 720 angle build:
+    /// 5,455 MB for 5,444 MB required); the few hundred bytes of the struct itself and the
     /// allocator's rounding are not counted. `nnz` is about
     /// `1.3 * min(rows, cols) * angles * n_det` (rays outside the image have none).
     ///
@@ -499,7 +533,7 @@ impl CsrOperator {
     /// Builds both matrices from the counted row pointers of `op`'s matrix.
     fn with_row_pointers(op: &RayTransform, indptr: Vec<usize>) -> Self {
         let matrix = op.to_csr_with(indptr);
-        let transpose = op.to_csr_transpose();
+        let transpose = op.to_csr_transpose(&matrix);
         Self {
             domain: op.domain_shape(),
             range: op.range_shape(),
