@@ -75,3 +75,39 @@ fn generative_psnr_table_in_the_docs_is_the_committed_results() {
     }
     assert_eq!(checked, 24, "three noise levels x eight arms");
 }
+
+/// The CT ablation table of docs/results.md (issue 18) is re-derived from the committed
+/// `results/ct_ablation/per_image.json` by the library's statistics
+/// (`summarize_ablation`: means, crossed bootstrap and t intervals), and every line must be
+/// in the docs verbatim; the committed `summary.json` must hold the same numbers.
+#[test]
+fn ct_ablation_table_in_the_docs_is_the_committed_results() {
+    use netinv::ct::study::ablation::{summarize_ablation, summary_line, AblationImage};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let docs = std::fs::read_to_string(format!("{root}/docs/results.md")).unwrap();
+    let dir = format!("{root}/results/ct_ablation");
+    let rows: Vec<AblationImage> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/per_image.json")).unwrap())
+            .unwrap();
+    let summary = summarize_ablation(&rows).unwrap();
+    let committed: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary.len(), committed.len());
+    for (s, c) in summary.iter().zip(&committed) {
+        assert_eq!(
+            serde_json::to_value(s).unwrap(),
+            *c,
+            "summary.json row {}",
+            s.name
+        );
+        let line = summary_line(s);
+        assert!(
+            docs.lines().any(|l| l == line),
+            "docs/results.md lacks the row printed from results/ct_ablation/per_image.json:\n{line}"
+        );
+    }
+    // five arms and six differences per setting
+    assert_eq!(summary.len() % 11, 0);
+    assert!(!summary.is_empty());
+}

@@ -36,6 +36,7 @@
 //! Seeds: the test digit `i` of setting `s` gets the noise seed `seed ^ (s << 32) ^ i`;
 //! validation digit `i` gets `seed ^ 0x5eed_0000 ^ i` at every setting.
 
+pub mod ablation;
 mod baselines;
 mod figure;
 mod generative;
