@@ -1,33 +1,47 @@
-//! Prototype networks study (thesis chapter 4, issue 7): for each D in `--dims` and each
-//! seed, trains a hyperspherical and a Busemann prototype head on netinv-small (D outputs),
-//! reports macro precision / recall / F1 on the test split, inverts every 5-D net towards
-//! the ten class prototypes (Task 1) and scores the images with the judge; a plain
-//! cross-entropy net per seed gives the inversion baseline.
+//! Prototype networks study (thesis chapter 4, issues 7 and 18): for each D in `--dims` and
+//! each seed, trains a hyperspherical and a Busemann prototype head on netinv-small (D
+//! outputs) and a plain cross-entropy net, reports macro precision / recall / F1 on the test
+//! split, and inverts every cross-entropy net and every prototype net whose D is in
+//! `--invert-dims` (default: all of `--dims`): Task 1 (seeded noise towards each class
+//! prototype; the start of seed s is the Gaussian start of seed s) and Task 2 (the s-th test
+//! image of each class towards the class `netinv::prototypes::study::TASK2_PAIRS` gives
+//! it, 9 -> 8 among them; one batch of 10). The images are scored by the judge panel (each
+//! judge, the majority as headline, their agreement) and model-free (nearest class mean,
+//! 5-NN, class-mean correlation).
 //!
 //! ```text
-//! cargo run --example prototype_study -- --seeds 3 --dims 2,3,5 --out runs/prototypes \
-//!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N --quick]
+//! cargo run --release --example prototype_study -- --seeds 3 --dims 2,3,5 --out runs/prototypes \
+//!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N \
+//!      --invert-dims 2,3,5 --quick]
+//! cargo run --release --example prototype_study -- --gap-search --seeds 2 --out runs/gap
 //! ```
 //!
 //! `--quick` (a smoke test, not a result): one seed, D in {2, 5}, one epoch on the first
-//! 1,000 training digits, 50 inversion steps; the judge only if one is cached in `--judge`
-//! (otherwise `judge_accuracy` is null). It cannot be combined with the flags it sets.
+//! 1,000 training digits, 50 inversion steps; the judges only if the whole panel is cached
+//! in `--judge` (otherwise the majority and judges are null / empty). It cannot be combined
+//! with the flags it sets.
+//!
+//! `--gap-search`: the 2-D hyperspherical learning-rate / schedule / epochs search
+//! (`netinv::prototypes::study::gap_recipes`), each recipe and seed trained on the first
+//! 6,000 training digits and scored on the last 2,000 (never on test digits); writes
+//! `gap_search.json` and prints the table.
 //!
 //! Writes to `--out`: `study.json` (a list of `{"kind", "dim", "seed", "precision",
-//! "recall", "f1", "judge_accuracy"}`, fractions in [0, 1], `judge_accuracy` null when not
-//! inverted or not judged), `baseline.json` (the cross-entropy nets' F1 and judge
-//! accuracy), one folder
-//! per run with the checkpoint, `prototypes.json` and, for inverted nets, `images.npy`
-//! (float32 `[10, 28, 28]`, classes 0..9); `embedding_<kind>_d2_s<seed>.png` (test
-//! embeddings coloured by class on the circle / Poincare disk, prototypes as large dots)
-//! and `embedding_<kind>_d3_s<seed>.png` (the same in 3-D, projected on the first two
-//! coordinates).
+//! "recall", "f1", "task1", "task2"}`, fractions in [0, 1], the tasks' scores null when not
+//! inverted), `baseline.json` (the cross-entropy nets, same fields), one folder per run
+//! with the checkpoint, `prototypes.json` and, for inverted nets, `task1.png` (start row,
+//! final row; captions: net's class, majority class, judges agreeing), `task2.png` (source
+//! row captioned with the target, final row), `task1.npy` / `task2.npy` (float32
+//! `[10, 28, 28]`) and `scores.json`; `embedding_<kind>_d2_s<seed>.png` and
+//! `embedding_<kind>_d3_s<seed>.png` (test embeddings on the circle / Poincare disk, the 3-D
+//! ones projected on the first two coordinates). `tables.md` holds the docs' tables
+//! (`netinv::prototypes::study::tables`; `prototype_tables DIR` prints them again).
 //!
 //! Many machines: the study is the job list of `netinv::prototypes::study` (one net per
 //! job). `--shard K/N` runs shard K's share and records it in `--out/shard.json`;
 //! `--merge DIR... --out OUT` checks the shards belong together and writes into OUT what
-//! one run writes (`study.json`, `baseline.json` byte-identical, the job folders and plots
-//! copied). See docs/scaling.md.
+//! one run writes (`study.json`, `baseline.json`, `tables.md` byte-identical, the job
+//! folders and plots copied). See docs/scaling.md.
 
 #[path = "flag_support/mod.rs"]
 mod flag_support;
@@ -40,17 +54,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use clap::Parser;
+use ndarray::{Array4, Axis};
 use netinv::core::shard::{self, Shard, ShardManifest};
-use netinv::core::{write_json, Monitor};
+use netinv::core::{write_json, ImageGrid, ImageRef, Monitor};
 use netinv::data::Dataset;
-use netinv::invert::{InversionConfig, Inverter};
-use netinv::models::train::{evaluate, evaluate_with, OptimizerKind, TrainConfig, Trainer};
-use netinv::models::Judge;
+use netinv::invert::{CrossEntropy, InversionConfig, Inverter, Objective, Reduction};
+use netinv::models::judge::{JudgePanel, PixelReference, DEFAULT_KNN_K};
+use netinv::models::train::{evaluate, evaluate_with, Trainer};
 use netinv::models::{load_frozen, Classifier, ClassifierConfig};
-use netinv::prototypes::study::{Baseline, PrototypeJob, PrototypeOutput, PrototypeStudy, Row};
+use netinv::prototypes::study::{
+    self, Baseline, GapRecipe, GapRow, PrototypeJob, PrototypeOutput, PrototypeStudy, Row, Scores,
+};
 use netinv::prototypes::{
     place_prototypes, PlacementConfig, PrototypeHead, PrototypeKind, PrototypeObjective,
 };
@@ -70,7 +87,7 @@ struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Training epochs (Adam).
+    /// Training epochs (Adam, cosine schedule, 2-pixel shifts).
     #[arg(long, default_value_t = 10, value_parser = flag_support::at_least_one)]
     epochs: usize,
     /// Adam learning rate.
@@ -82,23 +99,26 @@ struct Args {
     /// Inversion steps (reference settings otherwise).
     #[arg(long, default_value_t = 1000, value_parser = flag_support::at_least_one)]
     steps: usize,
-    /// Judge folder (trained there if missing).
+    /// Judge panel folder (each judge trained there if missing).
     #[arg(long, default_value = "runs/judge")]
     judge: PathBuf,
     /// Use only the first N training images (default: all).
     #[arg(long, value_parser = flag_support::at_least_one)]
     train: Option<usize>,
-    /// D whose nets are inverted (one of `--dims`).
-    #[arg(long, default_value_t = 5)]
-    invert_dim: usize,
-    /// Smoke-test settings (see the header); judges only with a cached judge.
-    #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "steps", "train", "invert_dim"])]
+    /// D whose prototype nets are inverted (each one of `--dims`; default: all of them).
+    #[arg(long, value_delimiter = ',', value_parser = flag_support::at_least_one)]
+    invert_dims: Option<Vec<usize>>,
+    /// Smoke-test settings (see the header); judges only with a cached panel.
+    #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "steps", "train", "invert_dims", "gap_search"])]
     quick: bool,
+    /// The 2-D hyperspherical recipe search on a validation split (see the header).
+    #[arg(long, conflicts_with_all = ["dims", "epochs", "lr", "steps", "train", "invert_dims", "shard"])]
+    gap_search: bool,
     /// Run only shard K of N of the job list (K in 1..=N) and record it in --out/shard.json.
     #[arg(long, value_parser = flag_support::shard)]
     shard: Option<Shard>,
     /// Merge these finished shard folders into --out (the settings come from the shards).
-    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "dims", "epochs", "lr", "slope", "steps", "train", "invert_dim", "quick", "shard"])]
+    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "dims", "epochs", "lr", "slope", "steps", "train", "invert_dims", "quick", "shard", "gap_search"])]
     merge: Vec<PathBuf>,
 }
 
@@ -107,18 +127,19 @@ impl Args {
     fn apply_quick(&mut self) {
         if self.quick {
             (self.seeds, self.dims, self.epochs) = (1, vec![2, 5], 1);
-            (self.steps, self.train, self.invert_dim) = (50, Some(1000), 5);
+            (self.steps, self.train, self.invert_dims) = (50, Some(1000), None);
         }
     }
-}
 
-impl Args {
     /// The job list's settings.
     fn study(&self) -> PrototypeStudy {
         PrototypeStudy {
             seeds: self.seeds,
             dims: self.dims.clone(),
-            invert_dim: self.invert_dim,
+            invert_dims: self
+                .invert_dims
+                .clone()
+                .unwrap_or_else(|| self.dims.clone()),
         }
     }
 
@@ -134,19 +155,30 @@ impl Args {
             "judged": judged,
         })
     }
+
+    /// The training recipe of every net of the study (Adam, cosine, 2-pixel shifts).
+    fn recipe(&self) -> GapRecipe {
+        GapRecipe {
+            lr: self.lr,
+            epochs: self.epochs,
+            ..GapRecipe::study_default()
+        }
+    }
 }
 
 /// Checks what clap's value parsers cannot: flags against each other, the data size and
 /// the folders, before a judge or a net is trained.
 fn validate(args: &Args, training_digits: usize) -> Result<()> {
     flag_support::distinct("--dims", &args.dims)?;
-    if !args.dims.contains(&args.invert_dim) {
-        let dims: Vec<String> = args.dims.iter().map(usize::to_string).collect();
-        anyhow::bail!(
-            "--invert-dim {} is not one of --dims {}: no prototype net would be inverted",
-            args.invert_dim,
-            dims.join(",")
-        );
+    if let Some(inv) = &args.invert_dims {
+        flag_support::distinct("--invert-dims", inv)?;
+        if let Some(d) = inv.iter().find(|d| !args.dims.contains(d)) {
+            let dims: Vec<String> = args.dims.iter().map(usize::to_string).collect();
+            anyhow::bail!(
+                "--invert-dims {d} is not one of --dims {}: that net is not trained",
+                dims.join(",")
+            );
+        }
     }
     if let Some(n) = args.train.filter(|&n| n > training_digits) {
         anyhow::bail!("--train {n}: only {training_digits} training digits are embedded");
@@ -159,6 +191,17 @@ fn validate(args: &Args, training_digits: usize) -> Result<()> {
     flag_support::cache_folder("--judge", &args.judge, netinv::models::JUDGE_FILE, "judge")
 }
 
+/// What every job needs besides its own settings.
+struct RunContext<'a> {
+    args: &'a Args,
+    study: &'a PrototypeStudy,
+    train: &'a Dataset,
+    test: &'a Dataset,
+    panel: Option<&'a JudgePanel>,
+    reference: &'a PixelReference,
+    inv_cfg: &'a InversionConfig,
+}
+
 fn main() -> Result<()> {
     netinv::core::install_cleanup_handler()?;
     let mut args = Args::parse();
@@ -168,6 +211,9 @@ fn main() -> Result<()> {
     args.apply_quick();
     let mnist = netinv::data::Mnist::embedded()?;
     validate(&args, mnist.train().len())?;
+    if args.gap_search {
+        return gap_search(&args, mnist.train());
+    }
     let study = args.study();
     let jobs = study.jobs()?;
     let shard = args.shard.unwrap_or_else(Shard::whole);
@@ -177,65 +223,42 @@ fn main() -> Result<()> {
         Some(n) => mnist.train().take(n),
         None => mnist.train().clone(),
     };
-    let test = mnist.test();
-    let judge = if args.quick {
-        let cached = support::cached_judge(&args.judge)?;
+    let panel = if args.quick {
+        let cached = support::cached_panel(&args.judge)?;
         if cached.is_none() {
             eprintln!(
-                "--quick: no cached judge in {}, the images are not judged",
+                "--quick: the judge panel is not (all) cached in {}, the images are not judged",
                 args.judge.display()
             );
         }
         cached
     } else {
-        Some(support::judge(&args.judge, &mnist)?)
+        Some(support::panel(&args.judge, &mnist)?)
     };
+    let reference = PixelReference::new(mnist.train())?;
     let inv_cfg = InversionConfig {
         steps: args.steps,
         ..Default::default()
     };
+    let cx = RunContext {
+        args: &args,
+        study: &study,
+        train: &train,
+        test: mnist.test(),
+        panel: panel.as_ref(),
+        reference: &reference,
+        inv_cfg: &inv_cfg,
+    };
     let mut outputs = Vec::with_capacity(mine.len());
+    let started = std::time::Instant::now();
     for &j in &mine {
-        let out = match jobs[j] {
-            PrototypeJob::CrossEntropy { seed } => PrototypeOutput::CrossEntropy(run_baseline(
-                &args,
-                seed,
-                &train,
-                test,
-                judge.as_ref(),
-                &inv_cfg,
-            )?),
-            PrototypeJob::Prototype { kind, dim, seed } => {
-                let placement = place_prototypes(
-                    10,
-                    dim,
-                    &PlacementConfig {
-                        seed,
-                        ..Default::default()
-                    },
-                )?;
-                if let Some(w) = &placement.warning {
-                    eprintln!("warning: {w}");
-                }
-                let cx = RunContext {
-                    args: &args,
-                    train: &train,
-                    test,
-                    judge: judge.as_ref(),
-                    inv_cfg: &inv_cfg,
-                };
-                let row = run_one(&cx, kind, dim, seed, &placement)?;
-                eprintln!(
-                    "seed {seed} {} D{dim}: P {:.4} R {:.4} F1 {:.4} judge {}",
-                    row.kind,
-                    row.precision,
-                    row.recall,
-                    row.f1,
-                    judged_text(row.judge_accuracy)
-                );
-                PrototypeOutput::Prototype(row)
-            }
-        };
+        let out = run_job(&cx, &jobs[j])?;
+        eprintln!(
+            "[{:.0} s] {}: {}",
+            started.elapsed().as_secs_f64(),
+            jobs[j].folder(),
+            output_text(&out)
+        );
         outputs.push(out);
         // the rows so far, rewritten after every job
         let (rows, baselines) = PrototypeStudy::merge(outputs.clone());
@@ -243,7 +266,7 @@ fn main() -> Result<()> {
         write_json(args.out.join("baseline.json"), &baselines)?;
     }
     if let Some(shard) = args.shard {
-        let config = args.manifest_config(judge.is_some());
+        let config = args.manifest_config(panel.is_some());
         let manifest = ShardManifest::new(STUDY, config, shard, jobs.len(), mine);
         shard::write_shard(&args.out, &manifest, &(), &outputs)?;
         println!(
@@ -252,10 +275,281 @@ fn main() -> Result<()> {
             jobs.len(),
             args.out.display()
         );
+        return Ok(());
     }
     let (rows, baselines) = PrototypeStudy::merge(outputs);
-    summary(&rows, &baselines, &args.dims);
+    write_tables(&args.out, &rows, &baselines)
+}
+
+/// Writes `tables.md` (the docs' tables) and prints it.
+fn write_tables(out: &Path, rows: &[Row], baselines: &[Baseline]) -> Result<()> {
+    let text = study::tables(rows, baselines);
+    netinv::core::atomic_write_bytes(out.join("tables.md"), text.as_bytes())?;
+    println!("{text}");
     Ok(())
+}
+
+/// One job's net: trained, evaluated, and (if the study says so) inverted and scored.
+fn run_job(cx: &RunContext<'_>, job: &PrototypeJob) -> Result<PrototypeOutput> {
+    let dev = Device::Cpu;
+    let dir = cx.args.out.join(job.folder());
+    let recipe = cx.args.recipe();
+    match *job {
+        PrototypeJob::CrossEntropy { seed } => {
+            let net_cfg = ClassifierConfig::default();
+            let varmap = VarMap::new();
+            let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
+            Trainer::new(recipe.train_config(seed))?
+                .with_checkpoints(&dir, net_cfg.clone())
+                .fit(&net, &varmap, cx.train, None, &mut Monitor::new())?;
+            let ev = evaluate(&net, cx.test, &dev)?;
+            let frozen = load_frozen(&dir, &dev)?;
+            let (task1, task2) = invert_both(cx, &frozen, None, seed, &dir)?;
+            Ok(PrototypeOutput::CrossEntropy(Baseline {
+                seed,
+                precision: ev.macro_precision,
+                recall: ev.macro_recall,
+                f1: ev.macro_f1,
+                task1,
+                task2,
+            }))
+        }
+        PrototypeJob::Prototype { kind, dim, seed } => {
+            let placement = place_prototypes(
+                10,
+                dim,
+                &PlacementConfig {
+                    seed,
+                    ..Default::default()
+                },
+            )?;
+            if let Some(w) = &placement.warning {
+                eprintln!("warning: {w}");
+            }
+            let head = PrototypeHead::new(kind, &placement, cx.args.slope, &dev)?;
+            let net_cfg = ClassifierConfig {
+                outputs: dim,
+                ..Default::default()
+            };
+            let varmap = VarMap::new();
+            let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
+            Trainer::new(recipe.train_config(seed))?
+                .with_loss(Arc::new(head.clone()))
+                .with_checkpoints(&dir, net_cfg)
+                .fit(&net, &varmap, cx.train, None, &mut Monitor::new())
+                .with_context(|| format!("training {} D{dim} seed {seed}", kind.name()))?;
+            head.save(&dir)?;
+            let ev = evaluate_with(&net, cx.test, &dev, &head)?;
+            if dim == 2 || dim == 3 {
+                plot_embeddings(
+                    &cx.args
+                        .out
+                        .join(format!("embedding_{}_d{dim}_s{seed}.png", kind.name())),
+                    &net,
+                    &head,
+                    cx.test,
+                )?;
+            }
+            let (task1, task2) = if cx.study.inverts(job) {
+                let frozen = load_frozen(&dir, &dev)?;
+                let head = PrototypeHead::load(&dir, &dev)?;
+                let (a, b) = invert_both(cx, &frozen, Some(&head), seed, &dir)?;
+                (Some(a), Some(b))
+            } else {
+                (None, None)
+            };
+            Ok(PrototypeOutput::Prototype(Row {
+                kind: kind.name().to_string(),
+                dim,
+                seed,
+                precision: ev.macro_precision,
+                recall: ev.macro_recall,
+                f1: ev.macro_f1,
+                task1,
+                task2,
+            }))
+        }
+    }
+}
+
+/// Task 1 and Task 2 of `net` (a prototype net when `head` is given, else a 10-class
+/// cross-entropy net) for `seed`, each written to `dir` and scored.
+fn invert_both(
+    cx: &RunContext<'_>,
+    net: &Classifier,
+    head: Option<&PrototypeHead>,
+    seed: u64,
+    dir: &Path,
+) -> Result<(Scores, Scores)> {
+    let dev = Device::Cpu;
+    let inverter = Inverter::new(InversionConfig {
+        seed: study::task1_start_seed(seed),
+        ..cx.inv_cfg.clone()
+    })?;
+    let objective = |targets: Vec<u32>| -> Result<Box<dyn Objective>> {
+        Ok(match head {
+            Some(h) => Box::new(PrototypeObjective::new(h.clone(), targets)?),
+            None => Box::new(CrossEntropy::new(targets, Reduction::Mean)),
+        })
+    };
+    // Task 1: seeded noise towards 0..9.
+    let targets1: Vec<u32> = (0..10).collect();
+    let start1 = inverter.gaussian_init(10, (1, 28, 28), &dev)?;
+    let out1 = inverter.run(
+        net,
+        objective(targets1.clone())?.as_ref(),
+        &start1,
+        &mut Monitor::new(),
+    )?;
+    // Task 2: the seed-th test image of each source class towards its pair's target.
+    let sources = study::task2_sources(cx.test.labels(), seed)?;
+    let targets2 = study::task2_targets();
+    let pixels: Vec<f32> = sources
+        .iter()
+        .flat_map(|&i| cx.test.image(i).iter().copied().collect::<Vec<_>>())
+        .collect();
+    let start2 = Tensor::from_vec(pixels, (10, 1, 28, 28), &dev)?;
+    let out2 = inverter.run(
+        net,
+        objective(targets2.clone())?.as_ref(),
+        &start2,
+        &mut Monitor::new(),
+    )?;
+    let mut result = Vec::new();
+    for (name, out, targets) in [("task1", &out1, &targets1), ("task2", &out2, &targets2)] {
+        let net_classes = net_classes(net, head, &out.images)?;
+        let verdict = cx
+            .panel
+            .map(|p| p.verdict(out.images.view(), targets))
+            .transpose()?;
+        let model_free = cx
+            .reference
+            .scores(out.images.view(), targets, DEFAULT_KNN_K)?;
+        let hits = net_classes
+            .iter()
+            .zip(targets)
+            .filter(|(a, b)| a == b)
+            .count();
+        let scores = Scores {
+            majority: verdict.as_ref().map(|v| v.accuracy),
+            judges: verdict.as_ref().map(|v| v.accuracies()).unwrap_or_default(),
+            unanimous: verdict.as_ref().map(|v| v.unanimous),
+            nearest_mean: model_free.nearest_mean_accuracy,
+            knn: model_free.knn_accuracy,
+            class_mean_corr: model_free.mean_class_mean_corr,
+            net: hits as f64 / targets.len() as f64,
+        };
+        write_grid(
+            &dir.join(format!("{name}.png")),
+            out,
+            targets,
+            &net_classes,
+            verdict.as_ref(),
+            name == "task2",
+        )?;
+        support::write_images_npy(&dir.join(format!("{name}.npy")), &out.images)?;
+        write_json(
+            dir.join(format!("{name}.json")),
+            &serde_json::json!({
+                "targets": targets,
+                "sources_test_index": (name == "task2").then_some(&sources),
+                "start_seed": study::task1_start_seed(seed),
+                "net_classes": net_classes,
+                "scores": scores,
+                "panel": verdict,
+                "model_free": model_free,
+                "seconds": out.state.elapsed_seconds,
+            }),
+        )?;
+        result.push(scores);
+    }
+    let task2 = result.pop().context("two tasks")?;
+    let task1 = result.pop().context("two tasks")?;
+    Ok((task1, task2))
+}
+
+/// The inverted net's class of each image `[n, 1, 28, 28]`.
+fn net_classes(
+    net: &Classifier,
+    head: Option<&PrototypeHead>,
+    images: &Array4<f32>,
+) -> Result<Vec<u32>> {
+    let x = netinv::models::bridge::array4_to_tensor(images.view(), &Device::Cpu)?;
+    let out = net.forward(&x)?;
+    let classes = match head {
+        Some(h) => h.predict(&out)?,
+        None => out.argmax(1)?,
+    };
+    Ok(classes.to_vec1::<u32>()?)
+}
+
+/// Two rows of 10: the starts (captioned with the target for Task 2) and the final images
+/// (captioned `n<net class> j<majority class> <judges agreeing>/<judges>`).
+fn write_grid(
+    path: &Path,
+    out: &netinv::invert::Inversion,
+    targets: &[u32],
+    net_classes: &[u32],
+    verdict: Option<&netinv::models::judge::PanelVerdict>,
+    morph: bool,
+) -> Result<()> {
+    let stacked = ndarray::concatenate(Axis(0), &[out.initial.view(), out.images.view()])?;
+    let pixels: Vec<f32> = stacked.iter().copied().collect();
+    let mut captions: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            if morph {
+                format!("to {t}")
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    captions.extend((0..targets.len()).map(|i| match verdict {
+        Some(v) => {
+            let votes = v.judges.values().filter(|j| j.correct[i]).count();
+            format!(
+                "n{} j{} {votes}/{}",
+                net_classes[i],
+                support::class_text(v.majority[i]),
+                v.judges.len()
+            )
+        }
+        None => format!("n{}", net_classes[i]),
+    }));
+    ImageGrid::new(targets.len())
+        .with_column_labels(targets.iter().map(|t| t.to_string()).collect())
+        .with_row_labels(vec![
+            if morph { "source" } else { "start" }.to_string(),
+            "final".to_string(),
+        ])
+        .with_captions(captions)
+        .write_png(path, ImageRef::new(&pixels, stacked.dim().0, 28, 28)?)?;
+    Ok(())
+}
+
+/// A job's one-line summary.
+fn output_text(out: &PrototypeOutput) -> String {
+    let majority = |s: Option<&Scores>| {
+        s.map_or("-".to_string(), |s| {
+            s.majority
+                .map_or("not judged".to_string(), |m| format!("{:.0}/10", 10.0 * m))
+        })
+    };
+    match out {
+        PrototypeOutput::CrossEntropy(b) => format!(
+            "F1 {:.4}, task 1 {}, task 2 {}",
+            b.f1,
+            majority(Some(&b.task1)),
+            majority(Some(&b.task2))
+        ),
+        PrototypeOutput::Prototype(r) => format!(
+            "F1 {:.4}, task 1 {}, task 2 {}",
+            r.f1,
+            majority(r.task1.as_ref()),
+            majority(r.task2.as_ref())
+        ),
+    }
 }
 
 /// `--merge`: the shards' rows in job order and their job files, as one run writes them.
@@ -278,7 +572,7 @@ fn merge(args: &Args) -> Result<()> {
     let (rows, baselines) = PrototypeStudy::merge(merged.outputs);
     write_json(args.out.join("study.json"), &rows)?;
     write_json(args.out.join("baseline.json"), &baselines)?;
-    summary(&rows, &baselines, &study.dims);
+    write_tables(&args.out, &rows, &baselines)?;
     println!(
         "merged {} shards into {}",
         args.merge.len(),
@@ -287,139 +581,61 @@ fn merge(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The cross-entropy net of `seed`: trained, evaluated, inverted and judged.
-fn run_baseline(
-    args: &Args,
-    seed: u64,
-    train: &Dataset,
-    test: &Dataset,
-    judge: Option<&Judge>,
-    inv_cfg: &InversionConfig,
-) -> Result<Baseline> {
+/// `--gap-search`: every recipe of `study::gap_recipes` and seed `0..--seeds`, a 2-D
+/// hyperspherical net trained on all but the last `VALIDATION_DIGITS` training digits and
+/// scored on those.
+fn gap_search(args: &Args, all_train: &Dataset) -> Result<()> {
     let dev = Device::Cpu;
-    let dir = args.out.join(PrototypeJob::CrossEntropy { seed }.folder());
-    let net_cfg = ClassifierConfig::default();
-    let varmap = VarMap::new();
-    let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
-    Trainer::new(train_config(args, seed))?
-        .with_checkpoints(&dir, net_cfg.clone())
-        .fit(&net, &varmap, train, None, &mut Monitor::new())?;
-    let ev = evaluate(&net, test, &dev)?;
-    let frozen = load_frozen(&dir, &dev)?;
-    let targets: Vec<u32> = (0..10).collect();
-    let inverted = Inverter::new(inv_cfg.clone())?.invert_classes(
-        &frozen,
-        &targets,
-        None,
-        &dev,
-        &mut Monitor::new(),
-    )?;
-    support::write_images_npy(&dir.join("images.npy"), &inverted.images)?;
-    let judge_accuracy = match judge {
-        Some(judge) => Some(judge.verdict(inverted.images.view(), &targets)?.accuracy),
-        None => None,
-    };
-    eprintln!(
-        "seed {seed} cross-entropy: F1 {:.4}, judge {}",
-        ev.macro_f1,
-        judged_text(judge_accuracy)
+    let n = all_train.len();
+    anyhow::ensure!(
+        n > study::VALIDATION_DIGITS,
+        "too few training digits to hold out"
     );
-    Ok(Baseline {
-        seed,
-        precision: ev.macro_precision,
-        recall: ev.macro_recall,
-        f1: ev.macro_f1,
-        judge_accuracy,
-    })
-}
-
-/// The Adam recipe of every net of the study.
-fn train_config(args: &Args, seed: u64) -> TrainConfig {
-    TrainConfig {
-        epochs: args.epochs,
-        optimizer: OptimizerKind::Adam,
-        lr: args.lr,
-        seed,
-        ..Default::default()
-    }
-}
-
-/// What every prototype job needs besides its own settings.
-struct RunContext<'a> {
-    args: &'a Args,
-    train: &'a Dataset,
-    test: &'a Dataset,
-    judge: Option<&'a Judge>,
-    inv_cfg: &'a InversionConfig,
-}
-
-fn run_one(
-    cx: &RunContext<'_>,
-    kind: PrototypeKind,
-    dim: usize,
-    seed: u64,
-    placement: &netinv::prototypes::Placement,
-) -> Result<Row> {
-    let RunContext {
-        args,
-        train,
-        test,
-        judge,
-        inv_cfg,
-    } = *cx;
-    let dev = Device::Cpu;
-    let dir = args
-        .out
-        .join(PrototypeJob::Prototype { kind, dim, seed }.folder());
-    let head = PrototypeHead::new(kind, placement, args.slope, &dev)?;
-    let net_cfg = ClassifierConfig {
-        outputs: dim,
-        ..Default::default()
-    };
-    let varmap = VarMap::new();
-    let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
-    let trainer = Trainer::new(train_config(args, seed))?
-        .with_loss(Arc::new(head.clone()))
-        .with_checkpoints(&dir, net_cfg);
-    trainer
-        .fit(&net, &varmap, train, None, &mut Monitor::new())
-        .with_context(|| format!("training {} D{dim} seed {seed}", kind.name()))?;
-    head.save(&dir)?;
-    let ev = evaluate_with(&net, test, &dev, &head)?;
-    if dim == 2 || dim == 3 {
-        plot_embeddings(
-            &args
-                .out
-                .join(format!("embedding_{}_d{dim}_s{seed}.png", kind.name())),
-            &net,
-            &head,
-            test,
-        )?;
-    }
-    let judge_accuracy = if dim == args.invert_dim {
-        let frozen = load_frozen(&dir, &dev)?;
-        let targets: Vec<u32> = (0..10).collect();
-        let objective = PrototypeObjective::new(PrototypeHead::load(&dir, &dev)?, targets.clone())?;
-        let inverter = Inverter::new(inv_cfg.clone())?;
-        let start = inverter.gaussian_init(10, (1, 28, 28), &dev)?;
-        let out = inverter.run(&frozen, &objective, &start, &mut Monitor::new())?;
-        support::write_images_npy(&dir.join("images.npy"), &out.images)?;
-        match judge {
-            Some(judge) => Some(judge.verdict(out.images.view(), &targets)?.accuracy),
-            None => None,
+    let fit: Vec<usize> = (0..n - study::VALIDATION_DIGITS).collect();
+    let val: Vec<usize> = (n - study::VALIDATION_DIGITS..n).collect();
+    let (fit, val) = (all_train.select(&fit)?, all_train.select(&val)?);
+    let mut rows = Vec::new();
+    let started = std::time::Instant::now();
+    for recipe in study::gap_recipes() {
+        for seed in 0..args.seeds {
+            let placement = place_prototypes(
+                10,
+                2,
+                &PlacementConfig {
+                    seed,
+                    ..Default::default()
+                },
+            )?;
+            let head =
+                PrototypeHead::new(PrototypeKind::Hyperspherical, &placement, args.slope, &dev)?;
+            let net_cfg = ClassifierConfig {
+                outputs: 2,
+                ..Default::default()
+            };
+            let varmap = VarMap::new();
+            let net = Classifier::init(&net_cfg, &varmap, seed, &dev)?;
+            let report = Trainer::new(recipe.train_config(seed))?
+                .with_loss(Arc::new(head.clone()))
+                .fit(&net, &varmap, &fit, None, &mut Monitor::new())?;
+            let ev = evaluate_with(&net, &val, &dev, &head)?;
+            let final_loss = report.history.last().map_or(f64::NAN, |r| r.train_loss);
+            eprintln!(
+                "[{:.0} s] {} seed {seed}: validation F1 {:.4}, loss {final_loss:.4}",
+                started.elapsed().as_secs_f64(),
+                recipe.name(),
+                ev.macro_f1
+            );
+            rows.push(GapRow {
+                recipe: recipe.clone(),
+                seed,
+                val_f1: ev.macro_f1,
+                final_loss,
+            });
+            write_json(args.out.join("gap_search.json"), &rows)?;
         }
-    } else {
-        None
-    };
-    Ok(Row {
-        kind: kind.name().to_string(),
-        dim,
-        seed,
-        precision: ev.macro_precision,
-        recall: ev.macro_recall,
-        f1: ev.macro_f1,
-        judge_accuracy,
-    })
+    }
+    println!("{}", study::gap_table(&rows));
+    Ok(())
 }
 
 /// Test embeddings (first 1,000 test images) on the unit circle (hyperspherical, outputs
@@ -481,45 +697,4 @@ fn plot_embeddings(
         root.present()?;
     }
     plot_support::write_rgb_png(path, w, h, buf)
-}
-
-fn summary(rows: &[Row], baselines: &[Baseline], dims: &[usize]) {
-    use netinv::metrics::stats::mean;
-    println!("kind            D   P      R      F1     judge (mean over seeds)");
-    for kind in ["hyperspherical", "busemann"] {
-        for &d in dims {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.kind == kind && r.dim == d)
-                .collect();
-            let p: Vec<f64> = sel.iter().map(|r| r.precision).collect();
-            let r: Vec<f64> = sel.iter().map(|r| r.recall).collect();
-            let f: Vec<f64> = sel.iter().map(|r| r.f1).collect();
-            let j: Vec<f64> = sel.iter().filter_map(|r| r.judge_accuracy).collect();
-            let judge = if j.is_empty() {
-                "-".to_string()
-            } else {
-                format!("{:.1} / 10", 10.0 * mean(&j))
-            };
-            println!(
-                "{kind:<15} {d}  {:.4} {:.4} {:.4} {judge}",
-                mean(&p),
-                mean(&r),
-                mean(&f)
-            );
-        }
-    }
-    let f: Vec<f64> = baselines.iter().map(|b| b.f1).collect();
-    let j: Vec<f64> = baselines.iter().filter_map(|b| b.judge_accuracy).collect();
-    let judge = if j.is_empty() {
-        "-".to_string()
-    } else {
-        format!("{:.1} / 10", 10.0 * mean(&j))
-    };
-    println!("cross-entropy   10 F1 {:.4}, judge {judge}", mean(&f));
-}
-
-/// A judge accuracy as "7.0 / 10", or "-" for images not inverted or not judged.
-fn judged_text(accuracy: Option<f64>) -> String {
-    accuracy.map_or("-".into(), |a| format!("{:.1} / 10", 10.0 * a))
 }

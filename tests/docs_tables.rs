@@ -110,4 +110,46 @@ fn ct_ablation_table_in_the_docs_is_the_committed_results() {
     // five arms and six differences per setting
     assert_eq!(summary.len() % 11, 0);
     assert!(!summary.is_empty());
+
+/// docs/results.md's "Prototypes" tables (`cargo run --release --example prototype_tables
+/// -- results/prototype_study results/prototype_study/gap`) are printed from the committed
+/// result files: every table line the script prints must stand verbatim in the docs.
+fn assert_docs_hold(printed: &str, source: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let docs = std::fs::read_to_string(format!("{root}/docs/results.md")).unwrap();
+    let mut checked = 0;
+    for line in printed.lines().filter(|l| l.starts_with("| ")) {
+        assert!(
+            docs.lines().any(|l| l == line),
+            "docs/results.md lacks the line printed from {source}:\n{line}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "{source} printed no table");
+}
+
+#[test]
+fn prototype_tables_in_the_docs_are_the_committed_results() {
+    use netinv::prototypes::study::{tables, Baseline, Row};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = format!("{root}/results/prototype_study");
+    let rows: Vec<Row> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/study.json")).unwrap())
+            .unwrap();
+    let baselines: Vec<Baseline> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/baseline.json")).unwrap())
+            .unwrap();
+    // three geometries x D rows, all inverted: every net has both tasks scored by the panel
+    assert!(rows.iter().all(|r| r.task1.is_some() && r.task2.is_some()));
+    assert!(baselines.iter().all(|b| b.task1.majority.is_some()));
+    assert_docs_hold(&tables(&rows, &baselines), "results/prototype_study");
+}
+
+#[test]
+fn prototype_gap_search_table_in_the_docs_is_the_committed_results() {
+    use netinv::prototypes::study::{gap_table, GapRow};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = format!("{root}/results/prototype_study/gap/gap_search.json");
+    let rows: Vec<GapRow> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_docs_hold(&gap_table(&rows), "results/prototype_study/gap");
 }
