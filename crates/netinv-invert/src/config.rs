@@ -30,6 +30,15 @@ pub enum ImageOptimizer {
         /// Momentum in [0, 1), 0 for plain gradient descent.
         momentum: f64,
     },
+    /// L-BFGS with a fixed step `lr` and no line search, one gradient per update (PyTorch's
+    /// `LBFGS` with `line_search_fn=None`; the first step is scaled by `min(1, 1 / |g|_1)`):
+    /// ```text
+    /// x = x - lr * H g,  H from the newest `history` pairs (s, y) with y . s > 1e-10
+    /// ```
+    Lbfgs {
+        /// Curvature pairs kept (>= 1), PyTorch's default 100; 10 is common.
+        history: usize,
+    },
 }
 
 impl ImageOptimizer {
@@ -157,6 +166,11 @@ impl InversionConfig {
                         "optimizer.momentum",
                         format!("{momentum} is not in [0, 1)"),
                     ));
+                }
+            }
+            ImageOptimizer::Lbfgs { history } => {
+                if history == 0 {
+                    return Err(invalid("optimizer.history", "must be at least 1"));
                 }
             }
         }

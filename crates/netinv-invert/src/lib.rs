@@ -73,6 +73,7 @@
 mod config;
 mod engine;
 mod error;
+mod lbfgs;
 mod net;
 mod objective;
 mod prior;

@@ -10,6 +10,7 @@ use netinv_models::bridge::tensor_to_array4;
 use netinv_models::train::{AdamParams, HostAdam, HostSgd, SgdParams};
 
 use crate::engine::{Inversion, Snapshot, StepRecord};
+use crate::lbfgs::HostLbfgs;
 use crate::prior::{roll_image, total_penalty};
 use crate::{
     BnStatsPrior, Error, ImageOptimizer, InversionConfig, Inverter, InvertibleNet, JitterShifts,
@@ -17,12 +18,13 @@ use crate::{
 };
 use netinv_models::train::softmax_rows;
 
-/// The image optimiser (netinv-models' host Adam / SGD on the f32 pixels, f64
-/// arithmetic) and the clamp after every update.
+/// The image optimiser (netinv-models' host Adam / SGD, or this crate's L-BFGS, on the f32
+/// pixels, f64 arithmetic) and the clamp after every update.
 #[derive(Debug, Clone)]
 enum ImageStep {
     Adam(HostAdam),
     Sgd(HostSgd),
+    Lbfgs(HostLbfgs),
 }
 
 impl ImageStep {
@@ -48,6 +50,7 @@ impl ImageStep {
                     weight_decay: 0.0,
                 },
             )),
+            ImageOptimizer::Lbfgs { history } => ImageStep::Lbfgs(HostLbfgs::new(cfg.lr, history)),
         }
     }
 
@@ -56,6 +59,15 @@ impl ImageStep {
         match self {
             ImageStep::Adam(adam) => adam.step(xs, grad)?,
             ImageStep::Sgd(sgd) => sgd.step(xs, grad)?,
+            ImageStep::Lbfgs(lbfgs) => {
+                if xs.len() != grad.len() {
+                    return Err(Error::Shape {
+                        expected: format!("{} gradient values", xs.len()),
+                        got: grad.len().to_string(),
+                    });
+                }
+                lbfgs.step(xs, grad);
+            }
         }
         if let Some([lo, hi]) = cfg.clamp {
             for value in xs.iter_mut() {

@@ -212,6 +212,7 @@ pub fn optimizer_name(cfg: &HybridConfig) -> String {
     match cfg.inversion.optimizer {
         ImageOptimizer::Adam { .. } => format!("adam lr {lr}"),
         ImageOptimizer::Sgd { .. } => format!("sgd lr {lr}"),
+        ImageOptimizer::Lbfgs { .. } => format!("lbfgs lr {lr}"),
     }
 }
 
