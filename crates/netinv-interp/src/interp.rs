@@ -321,6 +321,11 @@ impl InterpolationSource {
         }
     }
 
+    /// The real training digits the pairs are drawn from.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
     /// The latent means of the training images, row-major `[n, k]`.
     pub fn means(&self) -> &[f32] {
         &self.means
