@@ -3,7 +3,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
-use super::{contiguous, Elem};
+use super::{contiguous, images_per_group, par_each, Elem};
 
 /// Sizes of one convolution: input `[b, c, h, w]`, kernel `[co, c, kh, kw]`, padding `pad`
 /// on every side, output `[b, co, oh, ow]` with `oh = h + 2 pad - kh + 1`.
@@ -186,74 +186,122 @@ fn matmul<T: Elem>(
     }
 }
 
-/// `y[b] = W x im2col(x[b]) (+ bias[co])`: output `[b, co, oh, ow]`.
+/// `y[b] = W x im2col(x[b]) (+ bias[co])`: output `[b, co, oh, ow]`, the images in
+/// parallel groups (see [`super::par_each`]).
 fn conv_fwd<T: Elem>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
     let (k, p) = (g.k(), g.p());
-    let mut col = vec![T::default(); k * p];
-    let mut out = vec![T::default(); g.b * g.co * p];
-    for (xb, yb) in x
-        .chunks_exact(g.c * g.h * g.w)
-        .zip(out.chunks_exact_mut(g.co * p))
-    {
-        if let Some(bias) = bias {
-            for (row, &bv) in yb.chunks_exact_mut(p).zip(bias) {
-                row.fill(bv);
+    let (isz, osz) = (g.c * g.h * g.w, g.co * p);
+    let per = images_per_group(g.b);
+    let mut out = vec![T::default(); g.b * osz];
+    par_each(
+        out.chunks_mut((per * osz).max(1)).collect(),
+        |t, ys: &mut [T]| {
+            let mut col = vec![T::default(); k * p];
+            let xs = &x[t * per * isz..];
+            for (xb, yb) in xs.chunks_exact(isz).zip(ys.chunks_exact_mut(osz)) {
+                if let Some(bias) = bias {
+                    for (row, &bv) in yb.chunks_exact_mut(p).zip(bias) {
+                        row.fill(bv);
+                    }
+                }
+                im2col(xb, g, &mut col);
+                matmul((g.co, p, k), yb, p, bias.is_some(), w, (k, 1), &col, (p, 1));
             }
-        }
-        im2col(xb, g, &mut col);
-        matmul((g.co, p, k), yb, p, bias.is_some(), w, (k, 1), &col, (p, 1));
-    }
+        },
+    );
     out
 }
 
-/// `db[o] = sum_{b, i, j} dy[b, o, i, j]` (accumulated in f64): grad-bias `[co]`.
+/// `db[o] = sum_{b, i, j} dy[b, o, i, j]` (accumulated in f64): grad-bias `[co]`. The batch
+/// is cut into the groups of [`conv_grad_kernel`]; each group's f64 sums are computed on
+/// their own (in parallel), then added in group order.
 fn conv_grad_bias<T: Elem>(dy: &[T], co: usize, p: usize) -> Vec<T> {
-    let mut acc = vec![0f64; co];
-    for dyb in dy.chunks_exact(co * p) {
-        for (a, row) in acc.iter_mut().zip(dyb.chunks_exact(p)) {
-            // Eight independent f64 lanes: vectorisable, still f64 accumulation.
-            let mut lanes = [0f64; 8];
-            let chunks = row.chunks_exact(8);
-            let rest = chunks.remainder();
-            for ch in chunks {
-                for (l, v) in lanes.iter_mut().zip(ch) {
-                    *l += v.to_f64();
+    let osz = (co * p).max(1);
+    let b = dy.len() / osz;
+    let per = images_per_group(b);
+    let groups = b.div_ceil(per).max(1);
+    let mut partial = vec![0f64; groups * co];
+    par_each(
+        partial.chunks_mut(co.max(1)).collect(),
+        |t, acc: &mut [f64]| {
+            let end = ((t + 1) * per).min(b);
+            for dyb in dy[(t * per).min(end) * osz..end * osz].chunks_exact(osz) {
+                for (a, row) in acc.iter_mut().zip(dyb.chunks_exact(p.max(1))) {
+                    // Eight independent f64 lanes: vectorisable, still f64 accumulation.
+                    let mut lanes = [0f64; 8];
+                    let chunks = row.chunks_exact(8);
+                    let rest = chunks.remainder();
+                    for ch in chunks {
+                        for (l, v) in lanes.iter_mut().zip(ch) {
+                            *l += v.to_f64();
+                        }
+                    }
+                    *a += lanes.iter().sum::<f64>() + rest.iter().map(|v| v.to_f64()).sum::<f64>();
                 }
             }
-            *a += lanes.iter().sum::<f64>() + rest.iter().map(|v| v.to_f64()).sum::<f64>();
+        },
+    );
+    let mut acc = vec![0f64; co];
+    for part in partial.chunks_exact(co.max(1)) {
+        for (a, &v) in acc.iter_mut().zip(part) {
+            *a += v;
         }
     }
     acc.into_iter().map(T::from_f64).collect()
 }
 
-/// `dx[b] = col2im(W^T x dy[b])`: grad-input `[b, c, h, w]` from `dy` `[b, co, oh, ow]`.
+/// `dx[b] = col2im(W^T x dy[b])`: grad-input `[b, c, h, w]` from `dy` `[b, co, oh, ow]`,
+/// the images in parallel groups.
 fn conv_grad_input<T: Elem>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let (k, p) = (g.k(), g.p());
-    let mut dcol = vec![T::default(); k * p];
-    let mut dx = vec![T::default(); g.b * g.c * g.h * g.w];
-    for (dyb, dxb) in dy
-        .chunks_exact(g.co * p)
-        .zip(dx.chunks_exact_mut(g.c * g.h * g.w))
-    {
-        matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), dyb, (p, 1));
-        col2im_add(&dcol, g, dxb);
-    }
+    let (isz, osz) = (g.c * g.h * g.w, g.co * p);
+    let per = images_per_group(g.b);
+    let mut dx = vec![T::default(); g.b * isz];
+    par_each(
+        dx.chunks_mut((per * isz).max(1)).collect(),
+        |t, dxs: &mut [T]| {
+            let mut dcol = vec![T::default(); k * p];
+            let dys = &dy[t * per * osz..];
+            for (dyb, dxb) in dys.chunks_exact(osz).zip(dxs.chunks_exact_mut(isz)) {
+                matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), dyb, (p, 1));
+                col2im_add(&dcol, g, dxb);
+            }
+        },
+    );
     dx
 }
 
-/// `dW = sum_b dy[b] x im2col(x[b])^T`: grad-kernel `[co, c, kh, kw]`.
+/// `dW = sum_b dy[b] x im2col(x[b])^T`: grad-kernel `[co, c, kh, kw]`. The batch is cut
+/// into at most [`super::BATCH_GROUPS`] groups of consecutive images (a number that depends
+/// on the batch size only); each group's sum is computed on its own (in parallel), then the
+/// group sums are added in group order, so the bits do not depend on the thread count.
 fn conv_grad_kernel<T: Elem>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
     let (k, p) = (g.k(), g.p());
-    let mut col = vec![T::default(); k * p];
-    let mut dw = vec![T::default(); g.co * k];
-    for (bi, (xb, dyb)) in x
-        .chunks_exact(g.c * g.h * g.w)
-        .zip(dy.chunks_exact(g.co * p))
-        .enumerate()
-    {
-        im2col(xb, g, &mut col);
-        matmul((g.co, k, p), &mut dw, k, bi > 0, dyb, (p, 1), &col, (1, p));
+    let (isz, osz) = (g.c * g.h * g.w, g.co * p);
+    let per = images_per_group(g.b);
+    let groups = g.b.div_ceil(per).max(1);
+    let mut partial = vec![T::default(); groups * g.co * k];
+    par_each(
+        partial.chunks_mut((g.co * k).max(1)).collect(),
+        |t, dw: &mut [T]| {
+            let mut col = vec![T::default(); k * p];
+            let images = per.min(g.b.saturating_sub(t * per));
+            let xs = &x[t * per * isz..(t * per + images) * isz];
+            let dys = &dy[t * per * osz..(t * per + images) * osz];
+            for (bi, (xb, dyb)) in xs.chunks_exact(isz).zip(dys.chunks_exact(osz)).enumerate() {
+                im2col(xb, g, &mut col);
+                matmul((g.co, k, p), dw, k, bi > 0, dyb, (p, 1), &col, (1, p));
+            }
+        },
+    );
+    let mut parts = partial.chunks_exact((g.co * k).max(1));
+    let mut dw = parts.next().map_or_else(Vec::new, <[T]>::to_vec);
+    for part in parts {
+        for (d, &v) in dw.iter_mut().zip(part) {
+            *d += v;
+        }
     }
+    dw.resize(g.co * k, T::default());
     dw
 }
 

@@ -14,8 +14,13 @@
 //!   layer costs no input gradient during training;
 //! - route the max-pool gradient to the first maximum of each window, as PyTorch does.
 //!
-//! All ops accept f32 and f64 (f64 serves the gradient checks) on the CPU and run
-//! single-threaded per call; results do not depend on the number of threads.
+//! All ops accept f32 and f64 (f64 serves the gradient checks) on the CPU. They split their
+//! work over the images of the batch (groups of images whose number depends only on the
+//! batch size, never on the thread count) and run the groups on candle's own CPU thread pool
+//! (the one its element-wise ops use, sized by `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS`),
+//! so no second pool competes for the cores. Sums over the batch (the kernel gradient) are
+//! taken per group and the group sums added in group order: results are bit-identical at
+//! every thread count.
 
 mod conv;
 mod moments;
@@ -26,6 +31,50 @@ pub use conv::{conv2d, conv2d_bias};
 pub use moments::{plane_moments, row_moments};
 pub use pool::{max_pool2x2, max_pool2x2_relu};
 pub use upsample::upsample2;
+
+/// Number of work groups the batch is split into (at most; fewer for small batches). Fixed,
+/// so that sums over the batch do not depend on the number of threads.
+const BATCH_GROUPS: usize = 8;
+
+/// Images per work group for a batch of `b` images: `ceil(b / BATCH_GROUPS)`, at least 1.
+fn images_per_group(b: usize) -> usize {
+    b.div_ceil(BATCH_GROUPS).max(1)
+}
+
+/// Threads of candle's CPU pool (the calling thread included).
+fn pool_threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// Calls `f(i, item)` for every `item` of `items` (`i` its index), in parallel on candle's
+/// CPU thread pool when it has more than one thread, else in order on this thread. Each item
+/// is typically a disjoint `&mut` part of an output, so the result does not depend on which
+/// thread ran which item.
+fn par_each<X: Send>(items: Vec<X>, f: impl Fn(usize, X) + Sync) {
+    if items.len() <= 1 || pool_threads() <= 1 {
+        for (i, item) in items.into_iter().enumerate() {
+            f(i, item);
+        }
+        return;
+    }
+    let slots: Vec<std::sync::Mutex<Option<X>>> = items
+        .into_iter()
+        .map(|x| std::sync::Mutex::new(Some(x)))
+        .collect();
+    candle_core::utils::barrier_pool().execute_chunked(slots.len(), |range| {
+        for i in range {
+            // Each index is handed out once, so the lock is never contended; a poisoned
+            // lock (a panic in another item) still holds this item's value.
+            let item = match slots[i].lock() {
+                Ok(mut g) => g.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            };
+            if let Some(item) = item {
+                f(i, item);
+            }
+        }
+    });
+}
 
 /// Element types of the custom ops (f32 and f64).
 pub(crate) trait Elem:

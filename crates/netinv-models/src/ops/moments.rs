@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-use super::{contiguous, Elem};
+use super::{contiguous, par_each, Elem};
 
 /// Which axes form a row: a tensor of rank `2` (`[rows, n]`, rows along the last axis) or
 /// `4` (`[b, c, h, w]`, one row per plane `(b, c)`, `n = h * w`).
@@ -36,7 +36,30 @@ struct RowMoments(Rows);
 /// dL/dmean, dL/dvar) to `dL/dx[r, i] = dL/dmean / n + dL/dvar * 2 (x - mean) / n`.
 struct RowMomentsGrad(Rows);
 
+/// Rows per parallel group of [`moments_fwd`] / [`moments_bwd`] for `rows` rows of `n`
+/// values: a multiple of [`ROW_GROUP`] giving at most 16 groups, all rows in one group for
+/// small inputs. Each row's sums are the same whatever the grouping (bit for bit).
+fn rows_per_task(rows: usize, n: usize) -> usize {
+    if rows * n < 1 << 15 {
+        return rows.max(1);
+    }
+    rows.div_ceil(16).div_ceil(ROW_GROUP).max(1) * ROW_GROUP
+}
+
+/// Mean and variance of every row, the rows in parallel groups: `[rows, 2]`.
 fn moments_fwd<T: Elem>(x: &[T], n: usize) -> Vec<T> {
+    let rows = x.len() / n;
+    let per = rows_per_task(rows, n);
+    let mut out = vec![T::default(); 2 * rows];
+    par_each(out.chunks_mut(2 * per).collect(), |t, o: &mut [T]| {
+        let part = &x[t * per * n..(t * per + o.len() / 2) * n];
+        o.copy_from_slice(&moments_rows(part, n));
+    });
+    out
+}
+
+/// [`moments_fwd`] of consecutive rows on this thread.
+fn moments_rows<T: Elem>(x: &[T], n: usize) -> Vec<T> {
     let rows = x.len() / n;
     let mut out = Vec::with_capacity(2 * rows);
     let mut groups = x.chunks_exact(ROW_GROUP * n);
@@ -83,12 +106,21 @@ fn group_moments<T: Elem, const R: usize>(group: &[T], n: usize) -> ([f64; R], [
 }
 
 fn moments_bwd<T: Elem>(x: &[T], packed: &[T], n: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.len());
-    for (row, p) in x.chunks_exact(n).zip(packed.chunks_exact(4)) {
-        let (mean, g_mean, g_var) = (p[0].to_f64(), p[2].to_f64(), p[3].to_f64());
-        let (a, b) = (g_mean / n as f64, 2.0 * g_var / n as f64);
-        out.extend(row.iter().map(|v| T::from_f64(a + b * (v.to_f64() - mean))));
-    }
+    let per = rows_per_task(x.len() / n, n);
+    let mut out = vec![T::default(); x.len()];
+    par_each(out.chunks_mut(per * n).collect(), |t, o: &mut [T]| {
+        let rows = x[t * per * n..].chunks_exact(n);
+        for ((row, p), d) in rows
+            .zip(packed[4 * t * per..].chunks_exact(4))
+            .zip(o.chunks_exact_mut(n))
+        {
+            let (mean, g_mean, g_var) = (p[0].to_f64(), p[2].to_f64(), p[3].to_f64());
+            let (a, b) = (g_mean / n as f64, 2.0 * g_var / n as f64);
+            for (d, v) in d.iter_mut().zip(row) {
+                *d = T::from_f64(a + b * (v.to_f64() - mean));
+            }
+        }
+    });
     out
 }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{contiguous, Elem};
+use super::{contiguous, par_each, Elem};
 
 /// The maximum of a 2x2 window `[a, b; c, d]`; a NaN anywhere gives NaN (as in PyTorch).
 #[inline(always)]
@@ -32,6 +32,8 @@ fn window<T: Elem>(a: T, b: T, c: T, d: T, relu: bool) -> (T, u8) {
 /// order (row, then column) of each window; NaN propagates. With `relu`, negative maxima
 /// become 0. Also returns every window's selection code (see [`window`]), one byte per
 /// output value, from which the backward pass routes the gradient without reading `x`.
+/// The planes are split into groups run in parallel (see [`super::par_each`]); every output
+/// depends on its own window only, so the grouping does not change the result.
 fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> (Vec<T>, Vec<u8>) {
     let (oh, ow) = (h / 2, w / 2);
     let mut out = vec![T::default(); planes * oh * ow];
@@ -39,6 +41,31 @@ fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> 
     if oh == 0 || ow == 0 {
         return (out, sel);
     }
+    let per = planes.div_ceil(PLANE_GROUPS).max(1);
+    let parts: Vec<_> = out
+        .chunks_mut(per * oh * ow)
+        .zip(sel.chunks_mut(per * oh * ow))
+        .collect();
+    par_each(parts, |t, (o, k)| {
+        pool_fwd_planes(&x[t * per * h * w..], o, k, h, w, relu);
+    });
+    (out, sel)
+}
+
+/// Planes pooled in parallel groups: at most this many groups.
+const PLANE_GROUPS: usize = 16;
+
+/// [`pool_fwd`] of the planes whose outputs are `out` and `sel` (whole planes), read from
+/// the start of `x`.
+fn pool_fwd_planes<T: Elem>(
+    x: &[T],
+    out: &mut [T],
+    sel: &mut [u8],
+    h: usize,
+    w: usize,
+    relu: bool,
+) {
+    let (oh, ow) = (h / 2, w / 2);
     let outputs = out.chunks_exact_mut(ow).zip(sel.chunks_exact_mut(ow));
     for ((orow, srow), (plane, oy)) in outputs.zip(
         x.chunks_exact(h * w)
@@ -61,17 +88,28 @@ fn pool_fwd<T: Elem>(x: &[T], planes: usize, h: usize, w: usize, relu: bool) -> 
             *k = code;
         }
     }
-    (out, sel)
 }
 
 /// Backward: `dx` `[planes, h, w]`, zero except at the selected entry of each window (see
 /// [`window`]; code 4 and up: none), which receives the window's output gradient.
+/// The planes in parallel groups, as [`pool_fwd`].
 fn pool_bwd<T: Elem>(sel: &[u8], grad: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = (h / 2, w / 2);
     let mut dx = vec![T::default(); planes * h * w];
     if oh == 0 || ow == 0 {
         return dx;
     }
+    let per = planes.div_ceil(PLANE_GROUPS).max(1);
+    par_each(dx.chunks_mut(per * h * w).collect(), |t, d: &mut [T]| {
+        let o = t * per * oh * ow;
+        pool_bwd_planes(&sel[o..], &grad[o..], d, h, w);
+    });
+    dx
+}
+
+/// [`pool_bwd`] into `dx` (whole planes) from the start of `sel` and `grad`.
+fn pool_bwd_planes<T: Elem>(sel: &[u8], grad: &[T], dx: &mut [T], h: usize, w: usize) {
+    let (oh, ow) = (h / 2, w / 2);
     let zero = T::default();
     for ((dplane, gp), sp) in dx
         .chunks_exact_mut(h * w)
@@ -93,7 +131,6 @@ fn pool_bwd<T: Elem>(sel: &[u8], grad: &[T], planes: usize, h: usize, w: usize) 
             }
         }
     }
-    dx
 }
 
 fn dims4(layout: &Layout, op: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
