@@ -110,6 +110,7 @@ fn ct_ablation_table_in_the_docs_is_the_committed_results() {
     // five arms and six differences per setting
     assert_eq!(summary.len() % 11, 0);
     assert!(!summary.is_empty());
+}
 
 /// docs/results.md's "Prototypes" tables (`cargo run --release --example prototype_tables
 /// -- results/prototype_study results/prototype_study/gap`) are printed from the committed
