@@ -317,8 +317,11 @@ fn named(names: &[&str], suffix: &str) -> Vec<String> {
     names.iter().map(|n| format!("{n}{suffix}")).collect()
 }
 
+/// An interpolation's class pair and the third class the panel gave it.
+type PairOutcome = ((u8, u8), u32);
+
 /// The judges named in any row (sorted), by `field`.
-fn judge_names<'a>(rows: &'a [Row], field: fn(&Row) -> &BTreeMap<String, f64>) -> Vec<&'a str> {
+fn judge_names(rows: &[Row], field: fn(&Row) -> &BTreeMap<String, f64>) -> Vec<&str> {
     let mut names: Vec<&str> = rows
         .iter()
         .flat_map(|r| field(r).keys().map(String::as_str))
@@ -743,7 +746,7 @@ pub fn third_class_pairs_table(tc: &ThirdClass, top: usize) -> String {
             *outcomes.entry((pair_of(it), c)).or_default() += 1;
         }
     }
-    let mut ranked: Vec<(((u8, u8), u32), usize)> = outcomes.into_iter().collect();
+    let mut ranked: Vec<(PairOutcome, usize)> = outcomes.into_iter().collect();
     ranked.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
     let mut s = String::from(
         "| pair | third class | interpolations judged so | of the pair's |\n| --- | --- | --- | --- |\n",

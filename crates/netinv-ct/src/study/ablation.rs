@@ -201,13 +201,13 @@ pub struct AblationConfig {
 }
 
 impl Default for AblationConfig {
-    /// 3 and 4 angles, noiseless and I0 = 1e3, 24 candidates, search seed 0, noise seed 0,
-    /// the default hybrid schedule.
+    /// 3 and 4 angles, noiseless and I0 = 1e3, 16 candidates (the `ct_ablation` example's
+    /// default), search seed 0, noise seed 0, the default hybrid schedule.
     fn default() -> Self {
         Self {
             angles: vec![3, 4],
             noises: vec![None, Some(1e3)],
-            candidates: 24,
+            candidates: 16,
             search_seed: 0,
             search: SearchSpace::default(),
             seed: 0,
@@ -403,6 +403,7 @@ pub fn tune_arm<N: InvertibleNet + ?Sized>(
             optimizer: match cfg.inversion.optimizer {
                 ImageOptimizer::Adam { .. } => "adam".into(),
                 ImageOptimizer::Sgd { .. } => "sgd".into(),
+                ImageOptimizer::Lbfgs { .. } => "lbfgs".into(),
             },
             lr: cfg.inversion.lr,
             tv: w.tv,
@@ -858,7 +859,7 @@ mod tests {
     fn candidates_start_at_the_defaults_and_repeat() {
         let cfg = AblationConfig::default();
         let a = cfg.candidate_list();
-        assert_eq!(a.len(), 24);
+        assert_eq!(a.len(), 16);
         assert_eq!(a[0], HybridConfig::default());
         assert_eq!(a, cfg.candidate_list());
         let s = &cfg.search;
@@ -867,6 +868,7 @@ mod tests {
             let range = match c.inversion.optimizer {
                 ImageOptimizer::Adam { .. } => s.adam_lr,
                 ImageOptimizer::Sgd { .. } => s.sgd_lr,
+                ImageOptimizer::Lbfgs { .. } => panic!("the search never draws L-BFGS"),
             };
             assert!(lr >= range[0] && lr <= range[1]);
             assert!(c.inversion.tv >= s.tv[0] && c.inversion.tv <= s.tv[1]);
