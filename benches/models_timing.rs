@@ -27,45 +27,22 @@
 //!
 //! cargo passes `--bench` to bench executables; it is accepted and ignored.
 
+#[path = "common/cpu_time.rs"]
+#[allow(dead_code)] // `CpuTime` is for the criterion benches
+mod cpu_time;
+
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
+use cpu_time::process_cpu_seconds;
 use netinv::core::Monitor;
 use netinv::data::Mnist;
 use netinv::invert::{BnStatsPrior, InvertibleNet};
 use netinv::models::train::{TrainConfig, Trainer};
 use netinv::models::{init::initial_tensors, Classifier, ClassifierConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[allow(unsafe_code)] // one FFI call; SAFETY comment at the call
-fn process_cpu_seconds() -> Option<f64> {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec with the C layout of 64-bit Linux.
-    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
-}
-
-/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn process_cpu_seconds() -> Option<f64> {
-    None
-}
 
 /// FNV-1a over the f32 bits of every tensor, in order.
 fn fnv(tensors: &[Tensor]) -> Result<String> {

@@ -25,6 +25,10 @@
 //!
 //! cargo passes `--bench` to bench executables; it is accepted and ignored.
 
+#[path = "common/cpu_time.rs"]
+#[allow(dead_code)] // `CpuTime` is for the criterion benches
+mod cpu_time;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -35,33 +39,7 @@ use netinv::tomo::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[allow(unsafe_code)] // one FFI call; SAFETY comment at the call
-fn process_cpu_seconds() -> Option<f64> {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec with the C layout of 64-bit Linux.
-    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
-}
-
-/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn process_cpu_seconds() -> Option<f64> {
-    None
-}
+use cpu_time::process_cpu_seconds;
 
 /// Peak resident set in bytes (`VmHWM`), or `None` where /proc/self/status is missing.
 fn peak_rss_bytes() -> Option<u64> {

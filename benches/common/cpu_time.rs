@@ -36,6 +36,13 @@ fn process_cpu_ns() -> Option<u64> {
     None
 }
 
+/// Process CPU time in seconds (64-bit Linux), or `None` elsewhere: what the one-timing
+/// binaries (`tomo_timing`, `models_timing`) report beside wall time.
+#[allow(dead_code)] // the criterion benches use `CpuTime` only
+pub fn process_cpu_seconds() -> Option<f64> {
+    process_cpu_ns().map(|ns| ns as f64 * 1e-9)
+}
+
 /// Criterion measurement of process CPU time (wall time where it is unavailable).
 pub struct CpuTime;
 
