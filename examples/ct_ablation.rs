@@ -291,24 +291,6 @@ fn val_digits(mnist: &Mnist, n: usize) -> Result<Vec<Array2<f32>>> {
     Ok(digits(&mnist.train().select(&idx)?).images)
 }
 
-/// Process CPU seconds (user + system) from /proc/self/stat (0 where unavailable).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(rest) = stat.rsplit(')').next() else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// What a shard records as its configuration; shards merge only if theirs are equal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShardConfig {
@@ -341,7 +323,7 @@ fn main() -> Result<()> {
         .build_global()?;
     std::fs::create_dir_all(&args.out)?;
     let start = Instant::now();
-    let cpu0 = cpu_seconds();
+    let cpu0 = netinv::core::process_cpu_seconds().unwrap_or(0.0);
     let test = digits(&mnist.test().take(args.n_images));
     let val = val_digits(&mnist, args.val_images)?;
     let all_jobs = jobs(&args, &cfg);
@@ -424,7 +406,10 @@ fn main() -> Result<()> {
         );
         return Ok(());
     }
-    let seconds = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let seconds = (
+        start.elapsed().as_secs_f64(),
+        netinv::core::process_cpu_seconds().unwrap_or(0.0) - cpu0,
+    );
     write_outputs(&args, &cfg, &outputs, &accuracies, &mnist, seconds)
 }
 

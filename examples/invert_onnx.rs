@@ -101,14 +101,6 @@ impl Args {
     }
 }
 
-/// Process CPU time in seconds (user + system, from /proc; 100 ticks per second on Linux).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn load(args: &Args) -> Result<(OnnxNet, Vec<u32>)> {
     let mut net =
         OnnxNet::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
@@ -163,12 +155,14 @@ fn main() -> Result<()> {
         net.normalization()
     );
     let inverter = Inverter::new(cfg.clone())?;
-    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    let (wall, cpu) = (Instant::now(), netinv::core::process_cpu_seconds());
     let result =
         inverter.invert_classes(&net, &targets, None, &Device::Cpu, &mut Monitor::new())?;
     let steps = result.history.len().max(1) as f64;
     let ms_per_step = 1e3 * wall.elapsed().as_secs_f64() / steps;
-    let cpu_ms_per_step = cpu.zip(cpu_seconds()).map(|(a, b)| 1e3 * (b - a) / steps);
+    let cpu_ms_per_step = cpu
+        .zip(netinv::core::process_cpu_seconds())
+        .map(|(a, b)| 1e3 * (b - a) / steps);
     let predictions = result.predictions();
     let hits = predictions
         .iter()

@@ -85,18 +85,6 @@ struct Args {
     out: PathBuf,
 }
 
-/// Process CPU time in seconds (user + system, from /proc/self/stat; None elsewhere).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks per second: 100 on every Linux configuration in use.
-    Some((utime + stime) / 100.0)
-}
-
 /// One line for the log: the optimiser, its rate and the run's length and mode.
 fn describe(cfg: &TrainConfig, args: &Args) -> String {
     let adversarial = match args.adversarial {
@@ -158,11 +146,11 @@ fn main() -> Result<()> {
         describe(&cfg, &args)
     );
 
-    let mut cpu_mark = cpu_seconds();
+    let mut cpu_mark = netinv::core::process_cpu_seconds();
     let mut monitor = Monitor::new()
         .with_observer(ProgressObserver::new(cfg.epochs, "epochs"))
         .with_observer(move |_: &IterState, r: &EpochRecord| {
-            let now = cpu_seconds();
+            let now = netinv::core::process_cpu_seconds();
             let cpu = match (cpu_mark, now) {
                 (Some(a), Some(b)) => format!("{:.2}", b - a),
                 _ => "n/a".into(),

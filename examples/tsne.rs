@@ -175,10 +175,10 @@ fn main() -> Result<()> {
     let means = vae.encode_means(test, &Device::Cpu)?;
     let cfg = tsne_config(&args);
     let started = Instant::now();
-    let cpu0 = cpu_seconds();
+    let cpu0 = netinv::core::process_cpu_seconds().unwrap_or(0.0);
     let xy = tsne_2d(&means, k, &cfg)?;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = netinv::core::process_cpu_seconds().unwrap_or(0.0) - cpu0;
     let kp = knn_preservation(&means, k, &xy, 2, 10)?;
     let coordinates: Vec<[f32; 2]> = xy.chunks(2).map(|p| [p[0], p[1]]).collect();
     write_json(
@@ -221,23 +221,4 @@ fn main() -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Process CPU time (user + system) in seconds, from /proc/self/stat (Linux); 0 elsewhere.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(rest) = stat.rsplit(')').next() else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the ')' field: state is 0, utime 11, stime 12 (clock ticks, 100 per second).
-    (ticks(11) + ticks(12)) / 100.0
 }

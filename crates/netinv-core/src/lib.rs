@@ -28,6 +28,7 @@
 
 mod batch;
 mod cleanup;
+mod cpu_time;
 mod error;
 mod grid;
 mod io;
@@ -40,6 +41,7 @@ pub mod testing;
 
 pub use batch::{BatchProgress, Stopped};
 pub use cleanup::install_cleanup_handler;
+pub use cpu_time::process_cpu_seconds;
 pub use error::{Error, Result};
 pub use grid::{GridImages, ImageGrid, ImageRef};
 pub use io::{atomic_write, atomic_write_bytes, write_json};
