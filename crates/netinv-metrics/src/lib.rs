@@ -22,7 +22,8 @@
 //! Classification metrics live in [`ConfusionMatrix`]: accuracy, per-class and macro
 //! precision, recall and F1 with scikit-learn's `zero_division=0` convention. Summary
 //! statistics of the studies (means, 95% CIs, Pearson correlation, the exact sign-flip test)
-//! live in [`stats`].
+//! live in [`stats`]; the verdict rows of docs/results.md (holds / holds partly / does not
+//! hold) in [`verdict`].
 //!
 //! Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli (2004), "Image quality assessment:
 //! from error visibility to structural similarity", IEEE Trans. Image Processing 13, 600-612.
@@ -66,6 +67,7 @@ mod error;
 mod pixel;
 mod ssim;
 pub mod stats;
+pub mod verdict;
 
 pub use ndarray;
 
