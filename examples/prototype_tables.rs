@@ -1,6 +1,7 @@
 //! Prints the prototype study's tables of docs/results.md ("Prototypes") from a result
 //! folder of `prototype_study` (its `study.json` and `baseline.json`) and, when present,
-//! the 2-D hyperspherical search (`gap_search.json` of `prototype_study --gap-search`).
+//! the verdict rows of thesis chapter 4 (docs/results.md's verdict table), and the 2-D
+//! hyperspherical search (`gap_search.json` of `prototype_study --gap-search`).
 //!
 //! ```text
 //! cargo run --release --example prototype_tables -- results/prototype_study
@@ -49,6 +50,14 @@ fn main() -> Result<()> {
         if let Some(rows) = rows {
             let baselines = baselines.context("study.json without baseline.json")?;
             println!("{}", study::tables(&rows, &baselines));
+            println!(
+                "Verdicts:\n\n{}",
+                netinv::metrics::verdict::VERDICT_TABLE_HEADER
+            );
+            for row in study::verdicts(&rows, &baselines) {
+                println!("{}", row.markdown());
+            }
+            println!();
         }
         if let Some(gap) = gap {
             println!(

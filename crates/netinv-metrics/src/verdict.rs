@@ -130,10 +130,7 @@ mod tests {
             Verdict::from_cases(&[no.clone(), no.clone()]),
             Some(Verdict::DoesNotHold)
         );
-        assert_eq!(
-            Verdict::from_cases(&[no, yes]),
-            Some(Verdict::HoldsPartly)
-        );
+        assert_eq!(Verdict::from_cases(&[no, yes]), Some(Verdict::HoldsPartly));
     }
 
     #[test]

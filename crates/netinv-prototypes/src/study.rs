@@ -644,5 +644,8 @@ pub fn gap_table(rows: &[GapRow]) -> String {
     s
 }
 
+mod verdicts;
+pub use verdicts::{verdicts, THESIS_BUSEMANN_F1, THESIS_HYPERSPHERICAL_F1};
+
 #[cfg(test)]
 mod tests;

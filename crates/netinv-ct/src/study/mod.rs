@@ -46,6 +46,7 @@ mod setting;
 mod shard;
 mod stats;
 mod tuning;
+pub mod verdicts;
 
 use ndarray::Array2;
 use netinv_invert::InvertibleNet;
