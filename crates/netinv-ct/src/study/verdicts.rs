@@ -282,3 +282,37 @@ fn generative_verdict(records: &[PsnrRecord]) -> Result<VerdictRow> {
         study: "ct_study".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(lines: &[&str]) -> String {
+        format!("arm,image,n_angles,noise_i0,psnr\n{}", lines.join("\n"))
+    }
+
+    #[test]
+    fn paired_psnr_pairs_by_digit_at_one_setting() {
+        let (h, s) = (HYBRID.index(), SIRT100.index());
+        let text = csv(&[
+            &format!("{h},0,3,none,12.0"),
+            &format!("{s},0,3,none,11.0"),
+            &format!("{h},1,3,none,14.0"),
+            &format!("{s},1,3,none,11.0"),
+            &format!("{h},0,3,1e3,40.0"),
+        ]);
+        let records = parse_psnr_csv(&text).unwrap();
+        let d = paired_psnr(&records, HYBRID, SIRT100, 3, None).unwrap();
+        // differences 1 and 3: mean 2, sd sqrt 2, half-width 1.96 sqrt(2) / sqrt(2)
+        assert!((d.mean - 2.0).abs() < 1e-12);
+        assert!((d.half_width - 1.96).abs() < 1e-12);
+        assert!(paired_psnr(&records, HYBRID, SIRT100, 3, Some(1e3)).is_none());
+    }
+
+    #[test]
+    fn bad_csv_is_refused_with_the_line() {
+        assert!(parse_psnr_csv("arm,image\n1,2").is_err());
+        let err = parse_psnr_csv(&csv(&["1,0,3,none,x"])).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

@@ -14,6 +14,7 @@
 mod model_free;
 mod panel;
 mod recipe;
+mod table;
 mod verdict;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use model_free::{ModelFreeScores, PixelReference, DEFAULT_KNN_K};
 pub use panel::{default_panel, member_dir, JudgePanel, PanelMember, PanelVerdict};
 pub use recipe::JudgeRecipe;
+pub use table::report_table;
 pub use verdict::{class_mean_correlation, noise_images, Verdict};
 
 use crate::train::{attack_accuracy, evaluate, EpochRecord, Trainer};
