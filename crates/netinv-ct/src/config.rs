@@ -131,7 +131,7 @@ impl InversionTerms {
 /// box [0, 1] for SIRT and inversion, SIRT relaxation 1. Every inversion iteration starts a
 /// fresh optimiser state. The default lr 3e-3 is the value `ct_study` chose on validation
 /// digits at 2-4 angles (among Adam 3e-4 to 1e-2 and SGD 1, 10); from 8 angles on it chose
-/// the smallest, 3e-4 (see docs/results.md).
+/// the smallest, 3e-4 (see docs/results/ct_study.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HybridConfig {

@@ -5,7 +5,7 @@
 //! into the class [`TASK2_PAIRS`] gives it) and yields one row; rows are merged in job
 //! order, so one run or any split into shards (`netinv_core::shard`) gives the same
 //! `study.json` and `baseline.json`. Training, inversion and judging stay with the
-//! `prototype_study` example; the tables of docs/results.md are printed from the rows by
+//! `prototype_study` example; the tables of docs/results/prototypes.md are printed from the rows by
 //! [`tables`] (and the 2-D learning-rate search by [`gap_table`]).
 //!
 //! Starts are seeded per run: the Task 1 noise of seed `s` is the Gaussian start of seed

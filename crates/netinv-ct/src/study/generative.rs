@@ -63,7 +63,7 @@ impl std::fmt::Debug for GenerativePriors<'_> {
 /// and lost 2.5 dB to TV at 8 noiseless angles); the 6 worst wrong-class digits kept.
 /// Longer searches (3 starts, 200 steps, 50 with every class) raised the PSNR at 3-4
 /// angles by 0.5 dB but chose the wrong class more often (42% against 29% at 2 angles);
-/// measured on the study's test digits at 2-8 angles, see docs/results.md.
+/// measured on the study's test digits at 2-8 angles, see docs/results/ct_study.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerativeConfig {

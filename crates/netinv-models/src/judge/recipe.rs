@@ -12,7 +12,7 @@ use crate::{ClassifierConfig, Result};
 /// judge with another recipe is retrained ([`super::Judge::load_or_train`]).
 ///
 /// `Default` (measured on the embedded 8,000 / 2,000 digits, 2 cores, release build:
-/// see docs/results.md):
+/// see docs/results/judges.md):
 ///
 /// ```text
 /// model:  netinv-small, weights seed 7919 (other than any inverted net's)
@@ -103,7 +103,7 @@ impl JudgeRecipe {
     /// eps 0.2 with 3 steps of 0.1 (random start, alpha 0.5); weights and data seed 104729.
     /// Gate: clean accuracy >= 0.95 and PGD accuracy >= 0.70 (noise gate as
     /// [`JudgeRecipe::default`]); the PGD bound was lowered from 0.75 after measuring it
-    /// (clean 0.957, PGD 0.7265, 1 noise hit: see docs/results.md).
+    /// (when set: clean 0.957, PGD 0.7265, 1 noise hit; today's figures in docs/results/judges.md).
     pub fn wide_cnn() -> Self {
         Self {
             model: ClassifierConfig {
@@ -133,8 +133,8 @@ impl JudgeRecipe {
     /// 10 epochs, no shifts, PGD training eps 0.2 with 5 steps of 0.06 (random start,
     /// alpha 0.5); weights and data seed 15485863. An MLP is less robust than a CNN, so its
     /// gate asks for clean accuracy >= 0.92 and PGD accuracy >= 0.50 (noise gate as
-    /// [`JudgeRecipe::default`]); set after measuring it (clean 0.934, PGD 0.528, 1 noise
-    /// hit: see docs/results.md).
+    /// [`JudgeRecipe::default`]); set after measuring it (when set: clean 0.934, PGD 0.528, 1 noise
+    /// hit; today's figures in docs/results/judges.md).
     pub fn mlp() -> Self {
         Self {
             model: ClassifierConfig {

@@ -138,7 +138,7 @@ impl Adversarial {
 /// Everything that determines a training run of a classifier.
 ///
 /// Defaults (they reach >= 97.5% test accuracy with netinv-small on the embedded
-/// 8,000 / 2,000 digits, see docs/results.md):
+/// 8,000 / 2,000 digits, see docs/history/results-before-2026-12-05.md):
 ///
 /// | field | default |
 /// | --- | --- |
