@@ -38,6 +38,8 @@
 //! shards into what one run writes (refusing shards of other settings, missing or repeated
 //! jobs); the merged JSON files equal a single run's except `config.json`'s `seconds`.
 
+#[path = "ct_classifier_support/mod.rs"]
+mod ct_classifier_support;
 #[path = "flag_support/mod.rs"]
 mod flag_support;
 
@@ -46,25 +48,24 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::Device;
-use candle_nn::VarMap;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use ndarray::Array2;
 use netinv::core::shard::{self, Shard, ShardManifest};
-use netinv::core::{atomic_write_bytes, write_json, Monitor, ProgressObserver};
+use netinv::core::{atomic_write_bytes, write_json};
 use netinv::ct::study::ablation::{
     run_ablation_job, summarize_ablation, summary_line, AblationConfig, AblationImage,
     AblationJobOutput, SeedSummary, BOOTSTRAP_REPS, BOOTSTRAP_SEED, SHARD_ABLATION,
 };
-use netinv::ct::study::{parse_noise, Digits, Setting};
-use netinv::data::{Dataset, Mnist};
-use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
-use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
+use netinv::ct::study::{parse_noise, Setting};
+use netinv::data::Mnist;
+use netinv::models::train::evaluate;
+use netinv::models::{load_frozen, Classifier};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use ct_classifier_support::{bn_recipe, digits, train_or_reuse, val_digits, Recipe, VAL_RESERVE};
+
 /// The last training digits, never trained on, from which the validation digits come.
-const VAL_RESERVE: usize = 500;
 
 #[derive(Parser, Debug, Clone, Serialize, Deserialize)]
 #[command(about = "CT hybrid ablation: every arm tuned alike, SIRT-88, several classifier seeds")]
@@ -221,74 +222,8 @@ fn job_costs(args: &Args, cfg: &AblationConfig) -> Vec<f64> {
         .collect()
 }
 
-/// ct_study's classifier recipe with the seed `seed` (ct_study's own is seed 0); the cache
-/// is reused only if its `recipe.json` equals this.
-#[derive(Serialize)]
-struct Recipe {
-    classifier: ClassifierConfig,
-    train: TrainConfig,
-    train_digits: usize,
-    init_seed: u64,
-}
-
-fn recipe(args: &Args, mnist: &Mnist, seed: u64) -> Recipe {
-    let n_fit = mnist.train().len().saturating_sub(VAL_RESERVE);
-    Recipe {
-        classifier: ClassifierConfig {
-            batch_norm: true,
-            ..ClassifierConfig::netinv_small()
-        },
-        train: TrainConfig {
-            epochs: if args.quick { 1 } else { args.epochs },
-            seed,
-            ..TrainConfig::sgd()
-        },
-        train_digits: if args.quick { 2000 } else { n_fit },
-        init_seed: seed,
-    }
-}
-
 fn model_dir(out: &Path, seed: u64) -> PathBuf {
     out.join("models").join(format!("seed{seed}"))
-}
-
-/// The cached classifier of `recipe` in `dir`, or a freshly trained one (then cached).
-fn train_or_reuse(dir: &Path, recipe: &Recipe, mnist: &Mnist) -> Result<Classifier> {
-    let recipe_path = dir.join("recipe.json");
-    let cached = std::fs::read(&recipe_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    if cached == Some(serde_json::to_value(recipe)?)
-        && dir.join(netinv::models::WEIGHTS_FILE).exists()
-    {
-        return Ok(load_frozen(dir, &Device::Cpu)?);
-    }
-    let train = mnist.train().take(recipe.train_digits);
-    let varmap = VarMap::new();
-    let net = Classifier::init(&recipe.classifier, &varmap, recipe.init_seed, &Device::Cpu)?;
-    let mut monitor: Monitor<EpochRecord> = Monitor::new().with_observer(ProgressObserver::new(
-        recipe.train.epochs,
-        &format!("train BN net seed {}", recipe.init_seed),
-    ));
-    Trainer::new(recipe.train.clone())?.fit(&net, &varmap, &train, None, &mut monitor)?;
-    save_checkpoint(dir, &varmap, &recipe.classifier)?;
-    write_json(dir.join("train_config.json"), &recipe.train)?;
-    write_json(recipe_path, recipe)?;
-    Ok(load_frozen(dir, &Device::Cpu)?)
-}
-
-fn digits(set: &Dataset) -> Digits {
-    Digits {
-        images: (0..set.len()).map(|i| set.image(i).to_owned()).collect(),
-        labels: set.labels().iter().map(|&c| u32::from(c)).collect(),
-    }
-}
-
-/// The last `n` digits of the training split (in the reserve no classifier trains on).
-fn val_digits(mnist: &Mnist, n: usize) -> Result<Vec<Array2<f32>>> {
-    let n_train = mnist.train().len();
-    let idx: Vec<usize> = (n_train - n..n_train).collect();
-    Ok(digits(&mnist.train().select(&idx)?).images)
 }
 
 /// What a shard records as its configuration; shards merge only if theirs are equal.
@@ -338,11 +273,15 @@ fn main() -> Result<()> {
     let nets: Vec<(u64, Classifier, f64)> =
         netinv::ct::study::par_longest_first(&(0..seeds.len()).collect::<Vec<_>>(), |k| {
             let s = seeds[k];
-            let net = train_or_reuse(&model_dir(&args.out, s), &recipe(&args, &mnist, s), &mnist)
-                .map_err(|e| netinv::ct::Error::InvalidConfig {
-                field: "classifier",
-                reason: format!("seed {s}: {e:#}"),
-            })?;
+            let recipe = bn_recipe(&mnist, args.epochs, args.quick, s);
+            let label = format!("train BN net seed {s}");
+            let net =
+                train_or_reuse(&model_dir(&args.out, s), &recipe, &mnist, &label).map_err(|e| {
+                    netinv::ct::Error::InvalidConfig {
+                        field: "classifier",
+                        reason: format!("seed {s}: {e:#}"),
+                    }
+                })?;
             let acc = evaluate(&net, mnist.test(), &Device::Cpu)
                 .map_err(netinv::ct::Error::from)?
                 .accuracy;
@@ -492,7 +431,7 @@ fn write_outputs(
     let recipes: Vec<Recipe> = args
         .classifier_seeds
         .iter()
-        .map(|&s| recipe(args, mnist, s))
+        .map(|&s| bn_recipe(mnist, args.epochs, args.quick, s))
         .collect();
     write_json(
         args.out.join("config.json"),

@@ -53,6 +53,8 @@
 //! `refine_seconds`, as between any two runs) and `config.json` only in `seconds` (the
 //! merge's own time) and `args.out` / `args.threads` when those differ.
 
+#[path = "ct_classifier_support/mod.rs"]
+mod ct_classifier_support;
 #[path = "ct_study_support/mod.rs"]
 mod ct_study_support;
 #[path = "flag_support/mod.rs"]
@@ -67,27 +69,26 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use candle_core::Device;
-use candle_nn::VarMap;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use ndarray::Array2;
 use netinv::core::shard::Shard;
-use netinv::core::{atomic_write_bytes, write_json, ImageRef, Monitor, ProgressObserver};
+use netinv::core::{atomic_write_bytes, write_json, ImageRef, ProgressObserver};
 use netinv::ct::generative::{ConditionalVae, LatentDecoder, LatentSearchConfig, UnconditionalVae};
 use netinv::ct::study::{
-    markdown_table, noise_name, parse_noise, shard_settings, Digits, GenerativeConfig,
-    GenerativePriors, Job, JobOutput, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS,
-    ARM_COLORS, CI95_RULE, PSNR_CAP,
+    markdown_table, noise_name, parse_noise, shard_settings, GenerativeConfig, GenerativePriors,
+    Job, JobOutput, Metric, Outcome, Row, Study, StudyConfig, Tuning, ARMS, ARM_COLORS, CI95_RULE,
+    PSNR_CAP,
 };
 use netinv::ct::{ClassPriorConfig, HybridConfig};
-use netinv::data::{Dataset, Mnist};
-use netinv::models::train::{evaluate, EpochRecord, TrainConfig, Trainer};
-use netinv::models::{load_frozen, save_checkpoint, Classifier, ClassifierConfig};
+use netinv::data::Mnist;
+use netinv::models::train::evaluate;
+use netinv::models::{load_frozen, Classifier};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use ct_classifier_support::{bn_recipe, digits, train_or_reuse, val_digits, Recipe, VAL_RESERVE};
+
 /// The last training digits, never trained on, from which the validation digits come.
-const VAL_RESERVE: usize = 500;
 
 #[derive(Parser, Debug, Clone, Serialize, Deserialize)]
 #[command(about = "CT case study: SIRT + network inversion vs classical baselines, with ablation")]
@@ -299,32 +300,6 @@ fn generative_config(quick: bool) -> GenerativeConfig {
     }
 }
 
-/// How the study's classifier is trained when no --model is given; the cache in
-/// `--out/model` is reused only if its `recipe.json` equals this.
-#[derive(Serialize)]
-struct Recipe {
-    classifier: ClassifierConfig,
-    train: TrainConfig,
-    train_digits: usize,
-    init_seed: u64,
-}
-
-fn recipe(args: &Args, mnist: &Mnist) -> Recipe {
-    let n_fit = mnist.train().len().saturating_sub(VAL_RESERVE);
-    Recipe {
-        classifier: ClassifierConfig {
-            batch_norm: true,
-            ..ClassifierConfig::netinv_small()
-        },
-        train: TrainConfig {
-            epochs: if args.quick { 1 } else { args.epochs },
-            ..TrainConfig::sgd()
-        },
-        train_digits: if args.quick { 2000 } else { n_fit },
-        init_seed: 0,
-    }
-}
-
 /// Loads a frozen BatchNorm classifier from `dir`.
 fn load_bn(dir: &Path) -> Result<Classifier> {
     let net =
@@ -335,36 +310,6 @@ fn load_bn(dir: &Path) -> Result<Classifier> {
         dir.display()
     );
     Ok(net)
-}
-
-/// The cached model of `recipe` in `dir`, or a freshly trained one (then cached).
-fn train_or_reuse(dir: &Path, recipe: &Recipe, mnist: &Mnist) -> Result<Classifier> {
-    let recipe_path = dir.join("recipe.json");
-    let cached = std::fs::read(&recipe_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    if cached == Some(serde_json::to_value(recipe)?)
-        && dir.join(netinv::models::WEIGHTS_FILE).exists()
-    {
-        return load_bn(dir);
-    }
-    let train = mnist.train().take(recipe.train_digits);
-    let varmap = VarMap::new();
-    let net = Classifier::init(&recipe.classifier, &varmap, recipe.init_seed, &Device::Cpu)?;
-    let mut monitor: Monitor<EpochRecord> =
-        Monitor::new().with_observer(ProgressObserver::new(recipe.train.epochs, "train BN net"));
-    Trainer::new(recipe.train.clone())?.fit(&net, &varmap, &train, None, &mut monitor)?;
-    save_checkpoint(dir, &varmap, &recipe.classifier)?;
-    write_json(dir.join("train_config.json"), &recipe.train)?;
-    write_json(recipe_path, recipe)?;
-    load_bn(dir)
-}
-
-fn digits(set: &Dataset) -> Digits {
-    Digits {
-        images: (0..set.len()).map(|i| set.image(i).to_owned()).collect(),
-        labels: set.labels().iter().map(|&c| u32::from(c)).collect(),
-    }
 }
 
 fn main() -> Result<()> {
@@ -391,7 +336,7 @@ fn main() -> Result<()> {
     let val = val_digits(&mnist, args.val_images)?;
     let generative_val = val_digits(&mnist, args.generative_val_images)?;
     let study = Study::new(study_config(&args, &noises), &val, &test)?;
-    let recipe = recipe(&args, &mnist);
+    let recipe = bn_recipe(&mnist, args.epochs, args.quick, 0);
     let model_dir = args.out.join("model");
     let n_fit = mnist.train().len().saturating_sub(VAL_RESERVE);
     let vae_recipe = vae_support::vae_recipe(args.quick, args.vae_epochs, n_fit, false);
@@ -419,7 +364,7 @@ fn main() -> Result<()> {
         || -> Result<(Classifier, f64)> {
             let net = match given_model {
                 Some(net) => net,
-                None => train_or_reuse(&model_dir, &recipe, &mnist)?,
+                None => train_or_reuse(&model_dir, &recipe, &mnist, "train BN net")?,
             };
             let accuracy = evaluate(&net, mnist.test(), &Device::Cpu)?.accuracy;
             println!(
@@ -507,14 +452,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The `n` validation digits: the last `n` of the training split (in the reserve the
-/// classifier never trains on).
-fn val_digits(mnist: &Mnist, n: usize) -> Result<Vec<Array2<f32>>> {
-    let n_train = mnist.train().len();
-    let idx: Vec<usize> = (n_train - n..n_train).collect();
-    Ok(digits(&mnist.train().select(&idx)?).images)
-}
-
 /// `--shard`: the shard's tuning and runs, with its manifest, in `--out/shard.json`.
 fn write_shard(
     args: &Args,
@@ -547,7 +484,7 @@ fn merge(args: &Args, mnist: &Mnist) -> Result<()> {
     if let Some(from) = first_shard {
         ct_study_support::copy_model_caches(&from, &args.out)?;
     }
-    let recipe = recipe(&run, mnist);
+    let recipe = bn_recipe(mnist, run.epochs, run.quick, 0);
     let accuracy = shards.classifier_test_accuracy;
     let seconds = start.elapsed().as_secs_f64();
     write_study(&run, &study, &tuning, &outcome, &recipe, accuracy, seconds)?;
