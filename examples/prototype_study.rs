@@ -10,7 +10,7 @@
 //! 5-NN, class-mean correlation).
 //!
 //! ```text
-//! cargo run --release --example prototype_study -- --seeds 3 --dims 2,3,5 --out runs/prototypes \
+//! cargo run --release --example prototype_study -- --seeds 10 --dims 2,3,5 --out runs/prototypes \
 //!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N \
 //!      --invert-dims 2,3,5 --quick]
 //! cargo run --release --example prototype_study -- --gap-search --seeds 2 --out runs/gap
@@ -79,7 +79,7 @@ const STUDY: &str = "prototype_study";
 #[derive(Parser, Debug)]
 struct Args {
     /// Number of seeds (0..N).
-    #[arg(long, default_value_t = 3, value_parser = flag_support::at_least_one_u64)]
+    #[arg(long, default_value_t = 10, value_parser = flag_support::at_least_one_u64)]
     seeds: u64,
     /// Embedding dimensions, comma-separated.
     #[arg(long, default_value = "2,3,5", value_delimiter = ',', value_parser = flag_support::at_least_one)]
