@@ -8,21 +8,21 @@ use super::{contiguous, images_per_group, par_each, Elem};
 /// Sizes of one convolution: input `[b, c, h, w]`, kernel `[co, c, kh, kw]`, padding `pad`
 /// on every side, output `[b, co, oh, ow]` with `oh = h + 2 pad - kh + 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geom {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    co: usize,
-    kh: usize,
-    kw: usize,
-    pad: usize,
-    oh: usize,
-    ow: usize,
+pub(super) struct Geom {
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) co: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) pad: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
 }
 
 impl Geom {
-    fn new(x: &[usize], k: &[usize], pad: usize, op: &str) -> candle_core::Result<Self> {
+    pub(super) fn new(x: &[usize], k: &[usize], pad: usize, op: &str) -> candle_core::Result<Self> {
         let (&[b, c, h, w], &[co, kc, kh, kw]) = (x, k) else {
             candle_core::bail!(
                 "{op}: expected input [b, c, h, w] and kernel [co, c, kh, kw], got {x:?} and {k:?}"
@@ -51,12 +51,12 @@ impl Geom {
     }
 
     /// Rows of the im2col matrix: `c * kh * kw`.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
 
     /// Columns of the im2col matrix: output pixels `oh * ow`.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.oh * self.ow
     }
 
@@ -71,7 +71,7 @@ impl Geom {
 
 /// `col[(ci*kh + i)*kw + j, oy*ow + ox] = x[ci, oy + i - pad, ox + j - pad]` (0 outside the
 /// image) for one image `x` `[c, h, w]`; `col` is `[k, p]`.
-fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+pub(super) fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -97,7 +97,7 @@ fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
 
 /// The adjoint of [`im2col`]: adds every entry of `col` `[k, p]` to the input pixel it was
 /// read from in `dx` `[c, h, w]`.
-fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+pub(super) fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -129,7 +129,7 @@ fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
 #[allow(clippy::too_many_arguments)]
 // Justified unsafe: see the SAFETY comment inside.
 #[allow(unsafe_code)]
-fn matmul<T: Elem>(
+pub(super) fn matmul<T: Elem>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     dst_rs: usize,
