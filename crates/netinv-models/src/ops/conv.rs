@@ -72,6 +72,15 @@ impl Geom {
 /// `col[(ci*kh + i)*kw + j, oy*ow + ox] = x[ci, oy + i - pad, ox + j - pad]` (0 outside the
 /// image) for one image `x` `[c, h, w]`; `col` is `[k, p]`.
 pub(super) fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    if g.ow == g.w && g.oh > 0 && g.w > 0 {
+        im2col_same(x, g, col);
+    } else {
+        im2col_general(x, g, col);
+    }
+}
+
+/// [`im2col`] for any geometry: per output row, one copy of the valid columns and zero fills.
+fn im2col_general<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -89,6 +98,51 @@ pub(super) fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
                     dst[..ox0].fill(T::default());
                     dst[ox0..ox1].copy_from_slice(&x[src..src + ox1 - ox0]);
                     dst[ox1..].fill(T::default());
+                }
+            }
+        }
+    }
+}
+
+/// [`im2col`] for a "same"-width convolution (`ow == w`, a kernel `2 pad + 1` wide): then
+/// the valid part of a row of `col` is the image plane shifted by a constant offset, so it is
+/// one contiguous copy (instead of one short copy and two tiny fills per output row), after
+/// which the entries that wrapped around a row edge are set to 0. The same values as the
+/// general loop.
+fn im2col_same<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    let (p, ow, hw) = (g.p(), g.ow, g.h * g.w);
+    let zero = T::default();
+    for ci in 0..g.c {
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        for i in 0..g.kh {
+            // output rows whose input row oy + i - pad lies inside the image
+            let oy0 = g.pad.saturating_sub(i).min(g.oh);
+            let oy1 = (g.h + g.pad).saturating_sub(i).min(g.oh).max(oy0);
+            for j in 0..g.kw {
+                let row = &mut col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (d0, d1) = (oy0 * ow, oy1 * ow);
+                row[..d0].fill(zero);
+                row[d1..].fill(zero);
+                if d0 == d1 {
+                    continue;
+                }
+                // row[d] = plane[d + shift] for d in d0..d1, clipped to the plane
+                let shift =
+                    (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
+                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
+                let hi = (hw as isize - (d0 as isize + shift))
+                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
+                row[d0..d0 + lo].fill(zero);
+                row[d0 + hi..d1].fill(zero);
+                let s0 = (d0 as isize + shift) as usize + lo;
+                row[d0 + lo..d0 + hi].copy_from_slice(&plane[s0..s0 + hi - lo]);
+                // columns whose input column ox + j - pad falls outside the image
+                // (column by column down the rows: strided stores, no tiny memset calls)
+                let (ox0, ox1) = g.valid_cols(j);
+                for ox in (0..ox0).chain(ox1..ow) {
+                    for v in row[d0 + ox..d1].iter_mut().step_by(ow) {
+                        *v = zero;
+                    }
                 }
             }
         }

@@ -252,3 +252,25 @@ fn im2col_and_col2im_are_adjoint() {
     let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
     assert!((lhs - rhs).abs() < 1e-12 * lhs.abs().max(1.0));
 }
+
+#[test]
+fn same_width_im2col_equals_the_general_loop() {
+    for (xd, kd, pad) in [
+        ([1, 2, 5, 4], [1, 2, 3, 3], 1),
+        ([1, 16, 14, 14], [1, 16, 3, 3], 1),
+        ([1, 1, 28, 28], [1, 1, 3, 3], 1),
+        ([1, 2, 6, 5], [1, 2, 5, 5], 2),
+        ([1, 3, 4, 4], [1, 3, 1, 1], 0),
+        ([1, 1, 1, 1], [1, 1, 3, 3], 1),
+        ([1, 2, 4, 7], [1, 2, 5, 3], 1),
+        ([1, 2, 3, 3], [1, 2, 3, 5], 2),
+    ] {
+        let g = Geom::new(&xd, &kd, pad, "test").unwrap();
+        assert_eq!(g.ow, g.w, "{xd:?} {kd:?}");
+        let x = random(xd.iter().product(), 21);
+        let (mut fast, mut slow) = (vec![7.0; g.k() * g.p()], vec![-7.0; g.k() * g.p()]);
+        im2col(&x, &g, &mut fast);
+        im2col_general(&x, &g, &mut slow);
+        assert_eq!(fast, slow, "{xd:?} {kd:?} pad {pad}");
+    }
+}
