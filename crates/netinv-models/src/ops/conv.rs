@@ -151,7 +151,60 @@ fn im2col_same<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
 
 /// The adjoint of [`im2col`]: adds every entry of `col` `[k, p]` to the input pixel it was
 /// read from in `dx` `[c, h, w]`.
-pub(super) fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+///
+/// `dx` must be zero-filled (+0.0) or hold earlier sums of this function only: for a
+/// same-width convolution the entries of `col` that wrapped around a row edge (which the
+/// image never had) are first set to 0 in `col`, and each row is then added to the plane as
+/// one contiguous shifted run; adding +0.0 to a sum that started at +0.0 leaves its bits
+/// unchanged, and every pixel receives its terms in the same order as in the general loop.
+pub(super) fn col2im_add<T: Elem>(col: &mut [T], g: &Geom, dx: &mut [T]) {
+    if g.ow == g.w && g.oh > 0 && g.w > 0 {
+        col2im_add_same(col, g, dx);
+    } else {
+        col2im_add_general(col, g, dx);
+    }
+}
+
+/// [`col2im_add`] for a same-width convolution (see [`im2col_same`]).
+fn col2im_add_same<T: Elem>(col: &mut [T], g: &Geom, dx: &mut [T]) {
+    let (p, ow, hw) = (g.p(), g.ow, g.h * g.w);
+    let zero = T::default();
+    for ci in 0..g.c {
+        let plane = &mut dx[ci * hw..(ci + 1) * hw];
+        for i in 0..g.kh {
+            let oy0 = g.pad.saturating_sub(i).min(g.oh);
+            let oy1 = (g.h + g.pad).saturating_sub(i).min(g.oh).max(oy0);
+            let (d0, d1) = (oy0 * ow, oy1 * ow);
+            if d0 == d1 {
+                continue;
+            }
+            for j in 0..g.kw {
+                let row = &mut col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (ox0, ox1) = g.valid_cols(j);
+                for ox in (0..ox0).chain(ox1..ow) {
+                    for v in row[d0 + ox..d1].iter_mut().step_by(ow) {
+                        *v = zero;
+                    }
+                }
+                let shift =
+                    (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
+                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
+                let hi = (hw as isize - (d0 as isize + shift))
+                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
+                let s0 = (d0 as isize + shift) as usize + lo;
+                for (d, &s) in plane[s0..s0 + hi - lo]
+                    .iter_mut()
+                    .zip(&row[d0 + lo..d0 + hi])
+                {
+                    *d += s;
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im_add`] for any geometry: one short run per output row.
+fn col2im_add_general<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -318,7 +371,7 @@ fn conv_grad_input<T: Elem>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
             let dys = &dy[t * per * osz..];
             for (dyb, dxb) in dys.chunks_exact(osz).zip(dxs.chunks_exact_mut(isz)) {
                 matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), dyb, (p, 1));
-                col2im_add(&dcol, g, dxb);
+                col2im_add(&mut dcol, g, dxb);
             }
         },
     );

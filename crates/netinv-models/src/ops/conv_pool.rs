@@ -129,7 +129,7 @@ fn bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], sel: &[u8], g: &Geom, need: Need) ->
                 }
                 if let Some(dx) = dxs.as_deref_mut() {
                     matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), &dz, (p, 1));
-                    col2im_add(&dcol, g, &mut dx[bi * isz..(bi + 1) * isz]);
+                    col2im_add(&mut dcol, g, &mut dx[bi * isz..(bi + 1) * isz]);
                 }
             }
         });
