@@ -451,6 +451,25 @@ impl Classifier {
                 h = block.block_eval(&h)?;
                 continue;
             }
+            if per_image {
+                // the whole block and the per-image statistics of its output in one op
+                if let (Some(bn), Some((scale, shift))) = (&block.bn, block.bn_affine()?) {
+                    let (kernel, bias) =
+                        ConvBlock::fold(&block.weight, &block.bias, &scale, &shift)?;
+                    let (next, mean_y, var_y) =
+                        ops::conv2d_bias_moments_relu_pool(&h, &kernel, &bias, 1)?;
+                    let c = scale.dim(0)?;
+                    let (scale, shift) = (scale.reshape((1, c))?, shift.reshape((1, c))?);
+                    stats.push(BnStats {
+                        batch_mean: mean_y.broadcast_sub(&shift)?.broadcast_div(&scale)?,
+                        batch_var: var_y.broadcast_div(&scale.sqr()?)?,
+                        running_mean: bn.running_mean().detach(),
+                        running_var: bn.running_var().detach(),
+                    });
+                    h = next;
+                    continue;
+                }
+            }
             let (y, affine) = block.conv_bn_eval(&h)?;
             if let (Some(bn), Some((scale, shift))) = (&block.bn, affine) {
                 // statistics of the output y = z * scale + shift, mapped back to z

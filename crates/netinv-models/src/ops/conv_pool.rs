@@ -14,43 +14,85 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::conv::{col2im_add, im2col, matmul, Geom};
+use super::moments::moments_rows;
 use super::pool::{pool_bwd_planes, pool_fwd_planes};
 use super::{contiguous, images_per_group, par_each, Elem};
 
 /// Forward: `relu(max_pool2x2(conv(x, w) + bias))` `[b, co, oh/2, ow/2]` and the pool's
-/// selection codes (one byte per output), the images in parallel groups.
-fn fwd<T: Elem>(x: &[T], w: &[T], bias: &[T], g: &Geom) -> (Vec<T>, Vec<u8>) {
+/// selection codes (one byte per output), the images in parallel groups. With `moments`,
+/// also the mean and biased variance of every plane of the convolution output (`[b * co, 2]`,
+/// the arithmetic of [`super::plane_moments`]) and that output itself (`[b, co, oh, ow]`, kept
+/// for the backward pass): returns `(pooled, moments, selection, z)`, the last two parts
+/// empty without `moments`.
+#[allow(clippy::type_complexity)]
+fn fwd<T: Elem>(
+    x: &[T],
+    w: &[T],
+    bias: &[T],
+    g: &Geom,
+    moments: bool,
+) -> (Vec<T>, Vec<T>, Vec<u8>, Vec<T>) {
     let (k, p) = (g.k(), g.p());
     let (ph, pw) = (g.oh / 2, g.ow / 2);
-    let (isz, psz) = (g.c * g.h * g.w, g.co * ph * pw);
+    let (isz, psz, zsz) = (g.c * g.h * g.w, g.co * ph * pw, g.co * p);
     let mut out = vec![T::default(); g.b * psz];
     let mut sel = vec![0u8; g.b * psz];
-    if psz == 0 || isz == 0 {
-        return (out, sel);
+    let mut mom = vec![T::default(); if moments { 2 * g.b * g.co } else { 0 }];
+    let mut zs = vec![T::default(); if moments { g.b * zsz } else { 0 }];
+    if g.b == 0 || isz == 0 || zsz == 0 {
+        return (out, mom, sel, zs);
     }
     let per = images_per_group(g.b);
-    let parts: Vec<_> = out
-        .chunks_mut(per * psz)
-        .zip(sel.chunks_mut(per * psz))
+    let groups = g.b.div_ceil(per);
+    let mut out_it = out.chunks_mut((per * psz).max(1));
+    let mut sel_it = sel.chunks_mut((per * psz).max(1));
+    let mut mom_it = mom.chunks_mut(2 * per * g.co);
+    let mut z_it = zs.chunks_mut(per * zsz);
+    let parts: Vec<_> = (0..groups)
+        .map(|_| (out_it.next(), sel_it.next(), mom_it.next(), z_it.next()))
         .collect();
-    par_each(parts, |t, (o, s): (&mut [T], &mut [u8])| {
+    par_each(parts, |t, (o, s, m, zk)| {
         let mut col = vec![T::default(); k * p];
-        let mut z = vec![T::default(); g.co * p];
-        let xs = &x[t * per * isz..];
-        for ((xb, ob), sb) in xs
-            .chunks_exact(isz)
-            .zip(o.chunks_exact_mut(psz))
-            .zip(s.chunks_exact_mut(psz))
-        {
-            for (row, &bv) in z.chunks_exact_mut(p.max(1)).zip(bias) {
+        let mut scratch = vec![T::default(); if zk.is_some() { 0 } else { zsz }];
+        let (mut o, mut s, mut m, mut zk) = (o, s, m, zk);
+        let first = t * per;
+        for bi in 0..per.min(g.b - first) {
+            let n = first + bi;
+            let z: &mut [T] = match zk.as_deref_mut() {
+                Some(zk) => &mut zk[bi * zsz..(bi + 1) * zsz],
+                None => &mut scratch,
+            };
+            for (row, &bv) in z.chunks_exact_mut(p).zip(bias) {
                 row.fill(bv);
             }
-            im2col(xb, g, &mut col);
-            matmul((g.co, p, k), &mut z, p, true, w, (k, 1), &col, (p, 1));
-            pool_fwd_planes(&z, ob, sb, g.oh, g.ow, true);
+            im2col(&x[n * isz..(n + 1) * isz], g, &mut col);
+            matmul((g.co, p, k), z, p, true, w, (k, 1), &col, (p, 1));
+            if let Some(m) = m.as_deref_mut() {
+                m[2 * bi * g.co..2 * (bi + 1) * g.co].copy_from_slice(&moments_rows(z, p));
+            }
+            if let (Some(o), Some(s)) = (o.as_deref_mut(), s.as_deref_mut()) {
+                pool_fwd_planes(
+                    z,
+                    &mut o[bi * psz..(bi + 1) * psz],
+                    &mut s[bi * psz..(bi + 1) * psz],
+                    g.oh,
+                    g.ow,
+                    true,
+                );
+            }
         }
     });
-    (out, sel)
+    (out, mom, sel, zs)
+}
+
+/// What the backward of the moments variant needs besides the pooled gradient: the
+/// convolution output `z` `[b, co, oh, ow]`, the forward's moments `[b * co, 2]` (as rounded
+/// to `T`) and their gradient `[b * co, 2]`.
+#[derive(Clone, Copy)]
+struct MomentsGrad<'a, T> {
+    z: &'a [T],
+    moments: &'a [T],
+    grad: &'a [T],
 }
 
 /// Which gradients the backward computes.
@@ -67,7 +109,20 @@ struct Need {
 /// is `col2im(W^T dz)`, grad-kernel and grad-bias are summed per group of images (the groups of
 /// [`super::conv`]'s ops, f64 sums for the bias) and the group sums added in group order, so
 /// the bits equal the unfused ops' and do not depend on the thread count.
-fn bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], sel: &[u8], g: &Geom, need: Need) -> Vec<T> {
+///
+/// With `mom`, `dz` also receives the moments' gradient, as candle summed the two
+/// contributions of the unfused graph: `(0 + pool part) + moments part`, the moments part
+/// being [`super::plane_moments`]'s `a + b (z - mean)` rounded to `T`.
+#[allow(clippy::too_many_arguments)]
+fn bwd<T: Elem>(
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    sel: &[u8],
+    g: &Geom,
+    need: Need,
+    mom: Option<MomentsGrad<'_, T>>,
+) -> Vec<T> {
     let (k, p) = (g.k(), g.p());
     let (ph, pw) = (g.oh / 2, g.ow / 2);
     let (isz, psz, ksz) = (g.c * g.h * g.w, g.co * ph * pw, g.co * k);
@@ -108,6 +163,21 @@ fn bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], sel: &[u8], g: &Geom, need: Need) ->
                     g.oh,
                     g.ow,
                 );
+                if let Some(mg) = mom {
+                    let zn = &mg.z[n * g.co * p..(n + 1) * g.co * p];
+                    let planes = dz.chunks_exact_mut(p).zip(zn.chunks_exact(p));
+                    for (r, (d, zr)) in planes.enumerate() {
+                        let row = n * g.co + r;
+                        let mean = mg.moments[2 * row].to_f64();
+                        let (g_mean, g_var) =
+                            (mg.grad[2 * row].to_f64(), mg.grad[2 * row + 1].to_f64());
+                        let (a, b) = (g_mean / p as f64, 2.0 * g_var / p as f64);
+                        for (d, &v) in d.iter_mut().zip(zr) {
+                            let m = T::from_f64(a + b * (v.to_f64() - mean));
+                            *d = (T::default() + *d) + m;
+                        }
+                    }
+                }
                 if let Some(acc) = db.as_deref_mut() {
                     for (a, row) in acc.iter_mut().zip(dz.chunks_exact(p.max(1))) {
                         // the lanes of `conv_grad_bias`: the same f64 sums in the same order
@@ -160,16 +230,47 @@ fn bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], sel: &[u8], g: &Geom, need: Need) ->
     packed
 }
 
-/// The forward op `(x, w, bias) -> relu(max_pool2x2(conv(x, w) + bias))`; it keeps its
-/// windows' selection codes for the backward pass.
+/// What the forward pass keeps for the backward: the pool's selection codes and, for the
+/// moments variant, the convolution output and the moments (`CpuStorage` of the op's dtype;
+/// empty otherwise).
+struct Saved {
+    selection: Vec<u8>,
+    z: CpuStorage,
+    moments: CpuStorage,
+}
+
+/// The forward op `(x, w, bias) -> relu(max_pool2x2(conv(x, w) + bias))`; with `moments`
+/// its output is `[pooled (flat) | per-plane mean and variance of conv(x, w) + bias
+/// ([b * co, 2], flat)]`. It keeps what its backward needs ([`Saved`]).
 struct ConvReluPool {
     pad: usize,
-    selection: OnceLock<Arc<Vec<u8>>>,
+    moments: bool,
+    saved: OnceLock<Arc<Saved>>,
+}
+
+impl ConvReluPool {
+    fn new(pad: usize, moments: bool) -> Self {
+        Self {
+            pad,
+            moments,
+            saved: OnceLock::new(),
+        }
+    }
+}
+
+/// `pooled` with `moments` appended.
+fn append<T: Clone>(mut pooled: Vec<T>, moments: &[T]) -> Vec<T> {
+    pooled.extend_from_slice(moments);
+    pooled
 }
 
 impl CustomOp3 for ConvReluPool {
     fn name(&self) -> &'static str {
-        "netinv-conv2d-bias-relu-pool"
+        if self.moments {
+            "netinv-conv2d-bias-moments-relu-pool"
+        } else {
+            "netinv-conv2d-bias-relu-pool"
+        }
     }
 
     fn cpu_fwd(
@@ -186,31 +287,56 @@ impl CustomOp3 for ConvReluPool {
         if l3.dims() != [g.co] {
             candle_core::bail!("{n}: bias {:?} must be [{}]", l3.dims(), g.co);
         }
-        let (out, sel) = match (s1, s2, s3) {
+        let with = self.moments;
+        let (out, saved) = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                let (o, s) = fwd(
+                let (x, w, b) = (
                     contiguous(x, l1, n)?,
                     contiguous(w, l2, n)?,
                     contiguous(b, l3, n)?,
-                    &g,
                 );
-                (CpuStorage::F32(o), s)
+                let (o, m, selection, z) = fwd(x, w, b, &g, with);
+                let out = CpuStorage::F32(if with { append(o, &m) } else { o });
+                let (z, moments) = (CpuStorage::F32(z), CpuStorage::F32(m));
+                (
+                    out,
+                    Saved {
+                        selection,
+                        z,
+                        moments,
+                    },
+                )
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                let (o, s) = fwd(
+                let (x, w, b) = (
                     contiguous(x, l1, n)?,
                     contiguous(w, l2, n)?,
                     contiguous(b, l3, n)?,
-                    &g,
                 );
-                (CpuStorage::F64(o), s)
+                let (o, m, selection, z) = fwd(x, w, b, &g, with);
+                let out = CpuStorage::F64(if with { append(o, &m) } else { o });
+                let (z, moments) = (CpuStorage::F64(z), CpuStorage::F64(m));
+                (
+                    out,
+                    Saved {
+                        selection,
+                        z,
+                        moments,
+                    },
+                )
             }
             _ => candle_core::bail!("{n}: input, kernel and bias must all be f32 or all f64"),
         };
-        if self.selection.set(Arc::new(sel)).is_err() {
+        if self.saved.set(Arc::new(saved)).is_err() {
             candle_core::bail!("{n}: the op ran twice");
         }
-        Ok((out, Shape::from((g.b, g.co, g.oh / 2, g.ow / 2))))
+        let pooled = (g.b, g.co, g.oh / 2, g.ow / 2);
+        Ok(if with {
+            let len = g.b * g.co * (g.oh / 2) * (g.ow / 2) + 2 * g.b * g.co;
+            (out, Shape::from(len))
+        } else {
+            (out, Shape::from(pooled))
+        })
     }
 
     fn bwd(
@@ -229,12 +355,13 @@ impl CustomOp3 for ConvReluPool {
         if !(need.x || need.w || need.b) {
             return Ok((None, None, None));
         }
-        let Some(selection) = self.selection.get() else {
+        let Some(saved) = self.saved.get() else {
             candle_core::bail!("{}: backward before the forward pass", self.name());
         };
         let op = ConvReluPoolGrad {
             pad: self.pad,
-            selection: Arc::clone(selection),
+            saved: Arc::clone(saved),
+            moments: self.moments,
             need,
             kernel_dims: w.dims().to_vec(),
         };
@@ -256,10 +383,11 @@ impl CustomOp3 for ConvReluPool {
     }
 }
 
-/// `(x, w, pooled gradient) -> [dx | dW | db]` of [`ConvReluPool`].
+/// `(x, w, output gradient) -> [dx | dW | db]` of [`ConvReluPool`].
 struct ConvReluPoolGrad {
     pad: usize,
-    selection: Arc<Vec<u8>>,
+    saved: Arc<Saved>,
+    moments: bool,
     need: Need,
     kernel_dims: Vec<usize>,
 }
@@ -280,37 +408,58 @@ impl CustomOp3 for ConvReluPoolGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let n = self.name();
         let g = Geom::new(l1.dims(), &self.kernel_dims, self.pad, n)?;
-        if l3.dims() != [g.b, g.co, g.oh / 2, g.ow / 2]
-            || self.selection.len() != l3.shape().elem_count()
-        {
+        let pooled = g.b * g.co * (g.oh / 2) * (g.ow / 2);
+        let (expected, rank_ok) = if self.moments {
+            (pooled + 2 * g.b * g.co, l3.dims().len() == 1)
+        } else {
+            (pooled, l3.dims() == [g.b, g.co, g.oh / 2, g.ow / 2])
+        };
+        let sel = &self.saved.selection;
+        if !rank_ok || l3.shape().elem_count() != expected || sel.len() != pooled {
             candle_core::bail!(
                 "{n}: gradient {:?} does not match the output of {g:?}",
                 l3.dims()
             );
         }
-        let sel = &self.selection;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(gy)) => CpuStorage::F32(bwd(
-                contiguous(x, l1, n)?,
-                contiguous(w, l2, n)?,
-                contiguous(gy, l3, n)?,
-                sel,
-                &g,
-                self.need,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(gy)) => CpuStorage::F64(bwd(
-                contiguous(x, l1, n)?,
-                contiguous(w, l2, n)?,
-                contiguous(gy, l3, n)?,
-                sel,
-                &g,
-                self.need,
-            )),
+        let (need, with) = (self.need, self.moments);
+        let out = match (s1, s2, s3, &self.saved.z, &self.saved.moments) {
+            (
+                CpuStorage::F32(x),
+                CpuStorage::F32(w),
+                CpuStorage::F32(gy),
+                CpuStorage::F32(z),
+                CpuStorage::F32(m),
+            ) => {
+                let gy = contiguous(gy, l3, n)?;
+                let mom = with.then(|| MomentsGrad {
+                    z,
+                    moments: m,
+                    grad: &gy[pooled..],
+                });
+                let (x, w) = (contiguous(x, l1, n)?, contiguous(w, l2, n)?);
+                CpuStorage::F32(bwd(x, w, &gy[..pooled], sel, &g, need, mom))
+            }
+            (
+                CpuStorage::F64(x),
+                CpuStorage::F64(w),
+                CpuStorage::F64(gy),
+                CpuStorage::F64(z),
+                CpuStorage::F64(m),
+            ) => {
+                let gy = contiguous(gy, l3, n)?;
+                let mom = with.then(|| MomentsGrad {
+                    z,
+                    moments: m,
+                    grad: &gy[pooled..],
+                });
+                let (x, w) = (contiguous(x, l1, n)?, contiguous(w, l2, n)?);
+                CpuStorage::F64(bwd(x, w, &gy[..pooled], sel, &g, need, mom))
+            }
             _ => candle_core::bail!("{n}: arguments must all be f32 or all f64"),
         };
-        let len = usize::from(self.need.x) * g.b * g.c * g.h * g.w
-            + usize::from(self.need.w) * g.co * g.k()
-            + usize::from(self.need.b) * g.co;
+        let len = usize::from(need.x) * g.b * g.c * g.h * g.w
+            + usize::from(need.w) * g.co * g.k()
+            + usize::from(need.b) * g.co;
         Ok((out, Shape::from(len)))
     }
 }
@@ -354,11 +503,61 @@ pub fn conv2d_bias_relu_pool(
     x.contiguous()?.apply_op3(
         &kernel.contiguous()?,
         &bias.contiguous()?,
-        ConvReluPool {
-            pad: padding,
-            selection: OnceLock::new(),
-        },
+        ConvReluPool::new(padding, false),
     )
+}
+
+/// [`conv2d_bias_relu_pool`] that also returns the mean and biased variance of every plane
+/// of the convolution output `z` (`[b, co]` each, what [`super::plane_moments`] of `z` gives:
+/// the per-image BatchNorm statistics), all three from one op. The values and every gradient
+/// have the bits of `conv2d_bias`, `plane_moments` and `max_pool2x2_relu` applied to the
+/// same tensors (tested); `z` is kept inside the op for the backward pass and is not a node of
+/// the graph, so candle's backward does not zero-fill and add its gradient.
+///
+/// # Errors
+/// As [`super::conv2d_bias`]; also for an output smaller than 1x1 per plane.
+///
+/// # Examples
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use netinv_models::ops::{conv2d_bias, conv2d_bias_moments_relu_pool, plane_moments};
+/// let dev = Device::Cpu;
+/// let x = Tensor::arange(0f32, 32., &dev)?.reshape((2, 1, 4, 4))?;
+/// let k = Tensor::new(&[[[[1f32, -1.], [0.5, 0.]]], [[[0., 1.], [-2., 0.25]]]], &dev)?;
+/// let b = Tensor::new(&[0.5f32, -1.0], &dev)?;
+/// let (_pooled, mean, var) = conv2d_bias_moments_relu_pool(&x, &k, &b, 0)?;
+/// let (m, v) = plane_moments(&conv2d_bias(&x, &k, &b, 0)?)?;
+/// assert_eq!(mean.to_vec2::<f32>()?, m.to_vec2::<f32>()?);
+/// assert_eq!(var.to_vec2::<f32>()?, v.to_vec2::<f32>()?);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv2d_bias_moments_relu_pool(
+    x: &Tensor,
+    kernel: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let x = x.contiguous()?;
+    let (b, _, h, w) = x.dims4()?;
+    let (co, _, kh, kw) = kernel.dims4()?;
+    if h + 2 * padding < kh || w + 2 * padding < kw {
+        candle_core::bail!("conv2d_bias_moments_relu_pool: the kernel does not fit the input");
+    }
+    let (oh, ow) = (h + 2 * padding - kh + 1, w + 2 * padding - kw + 1);
+    let packed = x.apply_op3(
+        &kernel.contiguous()?,
+        &bias.contiguous()?,
+        ConvReluPool::new(padding, true),
+    )?;
+    let pooled = b * co * (oh / 2) * (ow / 2);
+    let m = packed.narrow(0, pooled, 2 * b * co)?.reshape((b * co, 2))?;
+    Ok((
+        packed
+            .narrow(0, 0, pooled)?
+            .reshape((b, co, oh / 2, ow / 2))?,
+        m.narrow(1, 0, 1)?.reshape((b, co))?,
+        m.narrow(1, 1, 1)?.reshape((b, co))?,
+    ))
 }
 
 #[cfg(test)]
@@ -446,6 +645,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The moments variant: pooled output, per-plane mean and variance and all gradients
+    /// (through a loss using all three) equal those of conv2d_bias, plane_moments and
+    /// max_pool2x2_relu bit for bit.
+    #[test]
+    fn moments_variant_has_the_bits_of_the_three_ops() {
+        use super::super::plane_moments;
+        let dev = Device::Cpu;
+        for (xd, kd, pad) in [
+            ([16, 1, 28, 28], [16, 1, 3, 3], 1),
+            ([13, 16, 14, 14], [32, 16, 3, 3], 1),
+            ([3, 2, 7, 5], [3, 2, 3, 3], 1),
+        ] {
+            for dtype in [DType::F32, DType::F64] {
+                let t = |v: Vec<f64>, d: &[usize]| {
+                    Tensor::from_vec(v, d, &dev)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap()
+                };
+                let x = Var::from_tensor(&t(random(xd.iter().product(), 11), &xd)).unwrap();
+                let k = Var::from_tensor(&t(random(kd.iter().product(), 12), &kd)).unwrap();
+                let b = Var::from_tensor(&t(random(kd[0], 13), &[kd[0]])).unwrap();
+                let (xt, kt, bt) = (x.as_tensor(), k.as_tensor(), b.as_tensor());
+                let (pf, mf, vf) = conv2d_bias_moments_relu_pool(xt, kt, bt, pad).unwrap();
+                let z = conv2d_bias(xt, kt, bt, pad).unwrap();
+                let (mp, vp) = plane_moments(&z).unwrap();
+                let pp = max_pool2x2_relu(&z).unwrap();
+                for (a, c) in [(&pf, &pp), (&mf, &mp), (&vf, &vp)] {
+                    assert_eq!(a.dims(), c.dims());
+                    assert_eq!(bits(a), bits(c), "forward {xd:?} {dtype:?}");
+                }
+                let r1 = t(random(pf.elem_count(), 14), pf.dims());
+                let r2 = t(random(mf.elem_count(), 15), mf.dims());
+                let r3 = t(random(vf.elem_count(), 16), vf.dims());
+                let loss = |p: &Tensor, m: &Tensor, v: &Tensor| {
+                    let a = p.mul(&r1).unwrap().sum_all().unwrap();
+                    let c = m.mul(&r2).unwrap().sum_all().unwrap();
+                    let d = v.sqr().unwrap().mul(&r3).unwrap().sum_all().unwrap();
+                    ((a + c).unwrap() + d).unwrap()
+                };
+                let gf = loss(&pf, &mf, &vf).backward().unwrap();
+                let gp = loss(&pp, &mp, &vp).backward().unwrap();
+                for v in [&x, &k, &b] {
+                    let (a, c) = (
+                        gf.get(v.as_tensor()).unwrap(),
+                        gp.get(v.as_tensor()).unwrap(),
+                    );
+                    assert_eq!(bits(a), bits(c), "grad {xd:?} {dtype:?}");
+                }
+            }
+        }
+        let x = Tensor::zeros((1, 1, 2, 2), DType::F32, &dev).unwrap();
+        let k = Tensor::zeros((1, 1, 3, 3), DType::F32, &dev).unwrap();
+        let b = Tensor::zeros(1, DType::F32, &dev).unwrap();
+        assert!(conv2d_bias_moments_relu_pool(&x, &k, &b, 0).is_err());
     }
 
     #[test]
