@@ -20,7 +20,8 @@
 //!   statistics prior, backward to x).
 //!
 //! For the step cases a repeat is `--steps` steps (after 3 untimed warm-up steps) and the
-//! figures are per step. Times: process CPU time (all threads) and wall time of each repeat.
+//! figures are per step; `train-epoch` runs one untimed warm-up epoch first (as
+//! `tools/perf/torch_models.py` does). Times: process CPU time (all threads) and wall time of each repeat.
 //! `bits`: an FNV-1a hash of the result's f32 bits (the trained weights, the inverted images
 //! or the image gradient after the last repeat), equal at every thread count when the
 //! computation is bit-identical across thread counts.
@@ -291,10 +292,9 @@ fn main() -> Result<()> {
     }
     let mut c = make(&name)?;
     let per_repeat = if name == "train-epoch" { 1 } else { steps };
-    // warm-up (allocator, thread pools, caches): one epoch is long enough to warm itself
-    if name != "train-epoch" {
-        c.run(3)?;
-    }
+    // untimed warm-up (allocator, thread pools, caches): 3 steps, or one whole epoch (as the
+    // PyTorch anchor does)
+    c.run(3)?;
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
     for _ in 0..repeats {
         let (c0, t0) = (process_cpu_seconds(), Instant::now());

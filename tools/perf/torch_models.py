@@ -14,7 +14,8 @@
   layer and image, the L2 distance of the per-image mean and biased variance of the layer's
   input from the running ones, sqrt(. + 1e-12)), backward to x, no update.
 
-Each repeat (a whole epoch, or `--steps` steps after 3 warm-up steps) is timed in process CPU
+Each repeat (a whole epoch after one untimed warm-up epoch, or `--steps` steps after 3
+untimed warm-up steps) is timed in process CPU
 time (`time.process_time`, all threads) and wall time (`time.perf_counter`); the output is
 one JSON line `{"case", "threads", "per", "cpu_s": [...], "wall_s": [...], "torch"}` with
 per-epoch or per-step figures.
@@ -147,8 +148,9 @@ def main():
     torch.set_num_threads(a.threads)
     run, unit = make(a.case)
     n = 1 if unit == "epoch" else a.steps
-    if unit == "step":
-        run(3)
+    # untimed warm-up: 3 steps, or one whole epoch (PyTorch's first epoch in a process costs
+    # nearly twice the later ones: allocator, oneDNN primitive caches, lazy initialisation)
+    run(3 if unit == "step" else 1)
     cpu, wall = [], []
     for _ in range(a.repeats):
         c0, w0 = time.process_time(), time.perf_counter()

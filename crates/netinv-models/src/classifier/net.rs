@@ -216,11 +216,37 @@ impl ConvBlock {
         match self.bn_affine()? {
             None => Ok((self.conv(x)?, None)),
             Some((scale, shift)) => {
-                let c = scale.dim(0)?;
-                let kernel = self.weight.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
-                let bias = ((&self.bias * &scale)? + &shift)?;
+                let (kernel, bias) = Self::fold(&self.weight, &self.bias, &scale, &shift)?;
                 let y = ops::conv2d_bias(x, &kernel, &bias, 1)?;
                 Ok((y, Some((scale, shift))))
+            }
+        }
+    }
+
+    /// The kernel and bias of `BN(conv(x))` in eval mode: `kernel * scale`,
+    /// `bias * scale + shift`.
+    fn fold(
+        weight: &Tensor,
+        bias: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = scale.dim(0)?;
+        let kernel = weight.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+        let bias = ((bias * scale)? + shift)?;
+        Ok((kernel, bias))
+    }
+
+    /// The whole block in eval mode, `pool(relu(BN(conv(x))))` (BatchNorm folded into the
+    /// convolution), as one op ([`ops::conv2d_bias_relu_pool`]): the same bits as
+    /// [`conv_bn_eval`](Self::conv_bn_eval) then [`relu_pool`](Self::relu_pool), without the
+    /// full-size convolution output in the graph.
+    fn block_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.bn_affine()? {
+            None => ops::conv2d_bias_relu_pool(x, &self.weight, &self.bias, 1),
+            Some((scale, shift)) => {
+                let (kernel, bias) = Self::fold(&self.weight, &self.bias, &scale, &shift)?;
+                ops::conv2d_bias_relu_pool(x, &kernel, &bias, 1)
             }
         }
     }
@@ -421,6 +447,29 @@ impl Classifier {
         let mut stats = Vec::new();
         let mut h = x.clone();
         for block in &self.blocks {
+            if block.bn.is_none() {
+                h = block.block_eval(&h)?;
+                continue;
+            }
+            if per_image {
+                // the whole block and the per-image statistics of its output in one op
+                if let (Some(bn), Some((scale, shift))) = (&block.bn, block.bn_affine()?) {
+                    let (kernel, bias) =
+                        ConvBlock::fold(&block.weight, &block.bias, &scale, &shift)?;
+                    let (next, mean_y, var_y) =
+                        ops::conv2d_bias_moments_relu_pool(&h, &kernel, &bias, 1)?;
+                    let c = scale.dim(0)?;
+                    let (scale, shift) = (scale.reshape((1, c))?, shift.reshape((1, c))?);
+                    stats.push(BnStats {
+                        batch_mean: mean_y.broadcast_sub(&shift)?.broadcast_div(&scale)?,
+                        batch_var: var_y.broadcast_div(&scale.sqr()?)?,
+                        running_mean: bn.running_mean().detach(),
+                        running_var: bn.running_var().detach(),
+                    });
+                    h = next;
+                    continue;
+                }
+            }
             let (y, affine) = block.conv_bn_eval(&h)?;
             if let (Some(bn), Some((scale, shift))) = (&block.bn, affine) {
                 // statistics of the output y = z * scale + shift, mapped back to z
@@ -455,11 +504,10 @@ impl ModuleT for Classifier {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for block in &self.blocks {
-            let z = match &block.bn {
-                Some(bn) if train => bn.forward_t(&block.conv(&h)?, true)?,
-                _ => block.conv_bn_eval(&h)?.0,
+            h = match &block.bn {
+                Some(bn) if train => block.relu_pool(&bn.forward_t(&block.conv(&h)?, true)?)?,
+                _ => block.block_eval(&h)?,
             };
-            h = block.relu_pool(&z)?;
         }
         self.head(&h)
     }

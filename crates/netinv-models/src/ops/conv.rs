@@ -8,21 +8,21 @@ use super::{contiguous, images_per_group, par_each, Elem};
 /// Sizes of one convolution: input `[b, c, h, w]`, kernel `[co, c, kh, kw]`, padding `pad`
 /// on every side, output `[b, co, oh, ow]` with `oh = h + 2 pad - kh + 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geom {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    co: usize,
-    kh: usize,
-    kw: usize,
-    pad: usize,
-    oh: usize,
-    ow: usize,
+pub(super) struct Geom {
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) co: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) pad: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
 }
 
 impl Geom {
-    fn new(x: &[usize], k: &[usize], pad: usize, op: &str) -> candle_core::Result<Self> {
+    pub(super) fn new(x: &[usize], k: &[usize], pad: usize, op: &str) -> candle_core::Result<Self> {
         let (&[b, c, h, w], &[co, kc, kh, kw]) = (x, k) else {
             candle_core::bail!(
                 "{op}: expected input [b, c, h, w] and kernel [co, c, kh, kw], got {x:?} and {k:?}"
@@ -51,12 +51,12 @@ impl Geom {
     }
 
     /// Rows of the im2col matrix: `c * kh * kw`.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
 
     /// Columns of the im2col matrix: output pixels `oh * ow`.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.oh * self.ow
     }
 
@@ -71,7 +71,16 @@ impl Geom {
 
 /// `col[(ci*kh + i)*kw + j, oy*ow + ox] = x[ci, oy + i - pad, ox + j - pad]` (0 outside the
 /// image) for one image `x` `[c, h, w]`; `col` is `[k, p]`.
-fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+pub(super) fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    if g.ow == g.w && g.oh > 0 && g.w > 0 {
+        im2col_same(x, g, col);
+    } else {
+        im2col_general(x, g, col);
+    }
+}
+
+/// [`im2col`] for any geometry: per output row, one copy of the valid columns and zero fills.
+fn im2col_general<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -95,9 +104,107 @@ fn im2col<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
     }
 }
 
+/// [`im2col`] for a "same"-width convolution (`ow == w`, a kernel `2 pad + 1` wide): then
+/// the valid part of a row of `col` is the image plane shifted by a constant offset, so it is
+/// one contiguous copy (instead of one short copy and two tiny fills per output row), after
+/// which the entries that wrapped around a row edge are set to 0. The same values as the
+/// general loop.
+fn im2col_same<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
+    let (p, ow, hw) = (g.p(), g.ow, g.h * g.w);
+    let zero = T::default();
+    for ci in 0..g.c {
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        for i in 0..g.kh {
+            // output rows whose input row oy + i - pad lies inside the image
+            let oy0 = g.pad.saturating_sub(i).min(g.oh);
+            let oy1 = (g.h + g.pad).saturating_sub(i).min(g.oh).max(oy0);
+            for j in 0..g.kw {
+                let row = &mut col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (d0, d1) = (oy0 * ow, oy1 * ow);
+                row[..d0].fill(zero);
+                row[d1..].fill(zero);
+                if d0 == d1 {
+                    continue;
+                }
+                // row[d] = plane[d + shift] for d in d0..d1, clipped to the plane
+                let shift =
+                    (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
+                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
+                let hi = (hw as isize - (d0 as isize + shift))
+                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
+                row[d0..d0 + lo].fill(zero);
+                row[d0 + hi..d1].fill(zero);
+                let s0 = (d0 as isize + shift) as usize + lo;
+                row[d0 + lo..d0 + hi].copy_from_slice(&plane[s0..s0 + hi - lo]);
+                // columns whose input column ox + j - pad falls outside the image
+                // (column by column down the rows: strided stores, no tiny memset calls)
+                let (ox0, ox1) = g.valid_cols(j);
+                for ox in (0..ox0).chain(ox1..ow) {
+                    for v in row[d0 + ox..d1].iter_mut().step_by(ow) {
+                        *v = zero;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds every entry of `col` `[k, p]` to the input pixel it was
 /// read from in `dx` `[c, h, w]`.
-fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
+///
+/// `dx` must be zero-filled (+0.0) or hold earlier sums of this function only: for a
+/// same-width convolution the entries of `col` that wrapped around a row edge (which the
+/// image never had) are first set to 0 in `col`, and each row is then added to the plane as
+/// one contiguous shifted run; adding +0.0 to a sum that started at +0.0 leaves its bits
+/// unchanged, and every pixel receives its terms in the same order as in the general loop.
+pub(super) fn col2im_add<T: Elem>(col: &mut [T], g: &Geom, dx: &mut [T]) {
+    if g.ow == g.w && g.oh > 0 && g.w > 0 {
+        col2im_add_same(col, g, dx);
+    } else {
+        col2im_add_general(col, g, dx);
+    }
+}
+
+/// [`col2im_add`] for a same-width convolution (see [`im2col_same`]).
+fn col2im_add_same<T: Elem>(col: &mut [T], g: &Geom, dx: &mut [T]) {
+    let (p, ow, hw) = (g.p(), g.ow, g.h * g.w);
+    let zero = T::default();
+    for ci in 0..g.c {
+        let plane = &mut dx[ci * hw..(ci + 1) * hw];
+        for i in 0..g.kh {
+            let oy0 = g.pad.saturating_sub(i).min(g.oh);
+            let oy1 = (g.h + g.pad).saturating_sub(i).min(g.oh).max(oy0);
+            let (d0, d1) = (oy0 * ow, oy1 * ow);
+            if d0 == d1 {
+                continue;
+            }
+            for j in 0..g.kw {
+                let row = &mut col[((ci * g.kh + i) * g.kw + j) * p..][..p];
+                let (ox0, ox1) = g.valid_cols(j);
+                for ox in (0..ox0).chain(ox1..ow) {
+                    for v in row[d0 + ox..d1].iter_mut().step_by(ow) {
+                        *v = zero;
+                    }
+                }
+                let shift =
+                    (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
+                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
+                let hi = (hw as isize - (d0 as isize + shift))
+                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
+                let s0 = (d0 as isize + shift) as usize + lo;
+                for (d, &s) in plane[s0..s0 + hi - lo]
+                    .iter_mut()
+                    .zip(&row[d0 + lo..d0 + hi])
+                {
+                    *d += s;
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im_add`] for any geometry: one short run per output row.
+fn col2im_add_general<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
     let p = g.p();
     for ci in 0..g.c {
         for i in 0..g.kh {
@@ -129,7 +236,7 @@ fn col2im_add<T: Elem>(col: &[T], g: &Geom, dx: &mut [T]) {
 #[allow(clippy::too_many_arguments)]
 // Justified unsafe: see the SAFETY comment inside.
 #[allow(unsafe_code)]
-fn matmul<T: Elem>(
+pub(super) fn matmul<T: Elem>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     dst_rs: usize,
@@ -264,7 +371,7 @@ fn conv_grad_input<T: Elem>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
             let dys = &dy[t * per * osz..];
             for (dyb, dxb) in dys.chunks_exact(osz).zip(dxs.chunks_exact_mut(isz)) {
                 matmul((k, p, g.co), &mut dcol, p, false, w, (1, k), dyb, (p, 1));
-                col2im_add(&dcol, g, dxb);
+                col2im_add(&mut dcol, g, dxb);
             }
         },
     );

@@ -23,11 +23,13 @@
 //! every thread count.
 
 mod conv;
+mod conv_pool;
 mod moments;
 mod pool;
 mod upsample;
 
 pub use conv::{conv2d, conv2d_bias};
+pub use conv_pool::{conv2d_bias_moments_relu_pool, conv2d_bias_relu_pool};
 pub use moments::{plane_moments, row_moments};
 pub use pool::{max_pool2x2, max_pool2x2_relu};
 pub use upsample::upsample2;

@@ -59,7 +59,7 @@ fn moments_fwd<T: Elem>(x: &[T], n: usize) -> Vec<T> {
 }
 
 /// [`moments_fwd`] of consecutive rows on this thread.
-fn moments_rows<T: Elem>(x: &[T], n: usize) -> Vec<T> {
+pub(super) fn moments_rows<T: Elem>(x: &[T], n: usize) -> Vec<T> {
     let rows = x.len() / n;
     let mut out = Vec::with_capacity(2 * rows);
     let mut groups = x.chunks_exact(ROW_GROUP * n);

@@ -57,7 +57,7 @@ const PLANE_GROUPS: usize = 16;
 
 /// [`pool_fwd`] of the planes whose outputs are `out` and `sel` (whole planes), read from
 /// the start of `x`.
-fn pool_fwd_planes<T: Elem>(
+pub(super) fn pool_fwd_planes<T: Elem>(
     x: &[T],
     out: &mut [T],
     sel: &mut [u8],
@@ -108,7 +108,7 @@ fn pool_bwd<T: Elem>(sel: &[u8], grad: &[T], planes: usize, h: usize, w: usize) 
 }
 
 /// [`pool_bwd`] into `dx` (whole planes) from the start of `sel` and `grad`.
-fn pool_bwd_planes<T: Elem>(sel: &[u8], grad: &[T], dx: &mut [T], h: usize, w: usize) {
+pub(super) fn pool_bwd_planes<T: Elem>(sel: &[u8], grad: &[T], dx: &mut [T], h: usize, w: usize) {
     let (oh, ow) = (h / 2, w / 2);
     let zero = T::default();
     for ((dplane, gp), sp) in dx

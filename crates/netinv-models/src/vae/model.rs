@@ -7,7 +7,7 @@ use rand::SeedableRng;
 
 use super::{DecoderKind, VaeConfig};
 use crate::error::invalid;
-use crate::ops::{conv2d_bias, max_pool2x2_relu, upsample2};
+use crate::ops::{conv2d_bias, conv2d_bias_relu_pool, upsample2};
 use crate::{Error, Result};
 
 /// A VAE with its weights: trainable ([`Vae::init`], weights are variables of a
@@ -204,8 +204,8 @@ impl Vae {
         one_hot: Option<&Tensor>,
     ) -> candle_core::Result<(Tensor, Tensor)> {
         let t = &self.t;
-        let h = max_pool2x2_relu(&conv2d_bias(x, &t[ENC1_W], &t[ENC1_B], 1)?)?;
-        let h = max_pool2x2_relu(&conv2d_bias(&h, &t[ENC2_W], &t[ENC2_B], 1)?)?;
+        let h = conv2d_bias_relu_pool(x, &t[ENC1_W], &t[ENC1_B], 1)?;
+        let h = conv2d_bias_relu_pool(&h, &t[ENC2_W], &t[ENC2_B], 1)?;
         let h = with_label(h.flatten_from(1)?, one_hot)?;
         Ok((
             linear(&h, &t[MU_W], &t[MU_B])?,

@@ -247,8 +247,57 @@ fn im2col_and_col2im_are_adjoint() {
     let mut col = vec![0.0; g.k() * g.p()];
     im2col(&x, &g, &mut col);
     let mut back = vec![0.0; x.len()];
-    col2im_add(&c, &g, &mut back);
+    col2im_add(&mut c.clone(), &g, &mut back);
     let lhs: f64 = col.iter().zip(&c).map(|(a, b)| a * b).sum();
     let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
     assert!((lhs - rhs).abs() < 1e-12 * lhs.abs().max(1.0));
+}
+
+#[test]
+fn same_width_im2col_equals_the_general_loop() {
+    for (xd, kd, pad) in [
+        ([1, 2, 5, 4], [1, 2, 3, 3], 1),
+        ([1, 16, 14, 14], [1, 16, 3, 3], 1),
+        ([1, 1, 28, 28], [1, 1, 3, 3], 1),
+        ([1, 2, 6, 5], [1, 2, 5, 5], 2),
+        ([1, 3, 4, 4], [1, 3, 1, 1], 0),
+        ([1, 1, 1, 1], [1, 1, 3, 3], 1),
+        ([1, 2, 4, 7], [1, 2, 5, 3], 1),
+        ([1, 2, 3, 3], [1, 2, 3, 5], 2),
+    ] {
+        let g = Geom::new(&xd, &kd, pad, "test").unwrap();
+        assert_eq!(g.ow, g.w, "{xd:?} {kd:?}");
+        let x = random(xd.iter().product(), 21);
+        let (mut fast, mut slow) = (vec![7.0; g.k() * g.p()], vec![-7.0; g.k() * g.p()]);
+        im2col(&x, &g, &mut fast);
+        im2col_general(&x, &g, &mut slow);
+        assert_eq!(fast, slow, "{xd:?} {kd:?} pad {pad}");
+    }
+}
+
+#[test]
+fn same_width_col2im_equals_the_general_loop_bit_for_bit() {
+    for (xd, kd, pad) in [
+        ([1, 2, 5, 4], [1, 2, 3, 3], 1),
+        ([1, 16, 14, 14], [1, 16, 3, 3], 1),
+        ([1, 2, 6, 5], [1, 2, 5, 5], 2),
+        ([1, 3, 4, 4], [1, 3, 1, 1], 0),
+        ([1, 1, 1, 1], [1, 1, 3, 3], 1),
+        ([1, 2, 4, 7], [1, 2, 5, 3], 1),
+        ([1, 2, 3, 3], [1, 2, 3, 5], 2),
+    ] {
+        let g = Geom::new(&xd, &kd, pad, "test").unwrap();
+        // f32 terms of mixed signs and magnitudes, as in a real gradient
+        let col: Vec<f32> = random(g.k() * g.p(), 22)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (*v * 10f64.powi(i as i32 % 7 - 3)) as f32)
+            .collect();
+        let n: usize = xd.iter().product();
+        let (mut fast, mut slow) = (vec![0f32; n], vec![0f32; n]);
+        col2im_add(&mut col.clone(), &g, &mut fast);
+        col2im_add_general(&col, &g, &mut slow);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fast), bits(&slow), "{xd:?} {kd:?} pad {pad}");
+    }
 }
