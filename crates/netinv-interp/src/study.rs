@@ -321,7 +321,7 @@ fn named(names: &[&str], suffix: &str) -> Vec<String> {
 type PairOutcome = ((u8, u8), u32);
 
 /// The judges named in any row (sorted), by `field`.
-fn judge_names(rows: &[Row], field: fn(&Row) -> &BTreeMap<String, f64>) -> Vec<&str> {
+fn judge_names(rows: &[Row], field: JudgeField) -> Vec<&str> {
     let mut names: Vec<&str> = rows
         .iter()
         .flat_map(|r| field(r).keys().map(String::as_str))
@@ -846,8 +846,11 @@ struct ArmClaim {
     /// What one unit of the shown figure is.
     unit: &'static str,
     /// Each judge's score of the measure (`None`: model-free).
-    judges: Option<fn(&Row) -> &BTreeMap<String, f64>>,
+    judges: Option<JudgeField>,
 }
+
+/// Reads each judge's score of a measure from a row.
+type JudgeField = fn(&Row) -> &BTreeMap<String, f64>;
 
 /// The claims of thesis section 3.5.2 (and the SGD drop-off that 3.5.3 repeats).
 fn arm_claims() -> [ArmClaim; 6] {
@@ -860,11 +863,7 @@ fn arm_claims() -> [ArmClaim; 6] {
     fn j2(r: &Row) -> &BTreeMap<String, f64> {
         &r.task2_judges
     }
-    let judged = |optimizer,
-                  sign,
-                  text,
-                  metric: fn(&Row) -> f64,
-                  judges: fn(&Row) -> &BTreeMap<String, f64>| ArmClaim {
+    let judged = |optimizer, sign, text, metric: fn(&Row) -> f64, judges: JudgeField| ArmClaim {
         optimizer,
         sign,
         text,
