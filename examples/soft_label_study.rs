@@ -62,8 +62,7 @@ use netinv::core::{
 };
 use netinv::data::Mnist;
 use netinv::interp::study::{
-    self, paired_table, task1_table, task2_pairs, task2_table, third_class_pairs_table,
-    third_class_table, Row, SoftLabelJob, SoftLabelStudy, ThirdClass, TrainData,
+    self, tables, task2_pairs, Row, SoftLabelJob, SoftLabelStudy, ThirdClass, TrainData,
 };
 use netinv::interp::{AlphaDist, InterpConfig, InterpolationSource};
 use netinv::invert::{InversionConfig, Inverter, Reduction};
@@ -78,9 +77,6 @@ const STUDY: &str = "soft_label_study";
 
 /// The epoch seed of the interpolations the third-class count judges.
 const THIRD_CLASS_SEED: u64 = 0;
-
-/// How many (pair, third class) outcomes `study.md` lists.
-const TOP_THIRD_CLASSES: usize = 10;
 
 /// Train SGD / Adam nets on real, real + interpolated and step-matched real digits and
 /// invert each (Task 1 and Task 2).
@@ -170,28 +166,6 @@ fn load_or_train_on_interp(
         &json!({ "test_accuracy": acc }),
     )?;
     Ok((frozen, acc))
-}
-
-/// Every table of the study: Task 1, Task 2, the paired comparisons and (when judged) the
-/// third-class counts.
-fn tables(rows: &[Row], third: Option<&ThirdClass>) -> String {
-    let mut s = format!(
-        "Task 1 (panel majority and each judge, hits of 10, mean ± 95% t half-width over seeds)\n\n{}\nTask 2 (ten source / target pairs)\n\n{}\nPaired by seed (hits of 10; p: exact two-sided sign-flip test)\n\n{}",
-        task1_table(rows),
-        task2_table(rows),
-        paired_table(rows)
-    );
-    if let Some(tc) = third {
-        s.push_str(&format!(
-            "\nThird class (epoch {} of the real+interp source: {} interpolations, {} between two different classes)\n\n{}\nMost frequent third classes\n\n{}",
-            tc.seed,
-            tc.generated,
-            tc.items.len(),
-            third_class_table(tc),
-            third_class_pairs_table(tc, TOP_THIRD_CLASSES)
-        ));
-    }
-    s
 }
 
 /// Checks what clap's value parsers cannot (repeated lengths, the folders) before a judge,

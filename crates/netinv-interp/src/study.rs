@@ -321,7 +321,7 @@ fn named(names: &[&str], suffix: &str) -> Vec<String> {
 type PairOutcome = ((u8, u8), u32);
 
 /// The judges named in any row (sorted), by `field`.
-fn judge_names(rows: &[Row], field: fn(&Row) -> &BTreeMap<String, f64>) -> Vec<&str> {
+fn judge_names(rows: &[Row], field: JudgeField) -> Vec<&str> {
     let mut names: Vec<&str> = rows
         .iter()
         .flat_map(|r| field(r).keys().map(String::as_str))
@@ -510,19 +510,7 @@ pub fn paired_table(rows: &[Row]) -> String {
     for (epochs, _, optimizer) in keys {
         for (task, (headline, judges)) in &tasks {
             for (a, b) in COMPARISONS {
-                let arm = |d: TrainData| -> BTreeMap<u64, &Row> {
-                    rows.iter()
-                        .filter(|r| {
-                            r.epochs == epochs && r.optimizer == optimizer && r.data == d.name()
-                        })
-                        .map(|r| (r.seed, r))
-                        .collect()
-                };
-                let (ra, rb) = (arm(a), arm(b));
-                let pairs: Vec<(&Row, &Row)> = ra
-                    .iter()
-                    .filter_map(|(seed, x)| rb.get(seed).map(|y| (*x, *y)))
-                    .collect();
+                let pairs = seed_pairs(rows, epochs, optimizer, a, b);
                 if pairs.is_empty() {
                     continue;
                 }
@@ -557,6 +545,34 @@ pub fn paired_table(rows: &[Row]) -> String {
             }
         }
     }
+    s
+}
+
+/// How many (pair, third class) outcomes [`tables`] lists.
+pub const TOP_THIRD_CLASSES: usize = 10;
+
+/// Every table of the study as `study.md`, `--tables DIR` and docs/results/soft_labels.md
+/// give them: Task 1, Task 2, the paired comparisons, (when judged) the third-class counts,
+/// and the verdict rows ([`verdict_rows`]).
+pub fn tables(rows: &[Row], third: Option<&ThirdClass>) -> String {
+    let mut s = format!(
+        "Task 1 (panel majority and each judge, hits of 10, mean ± 95% t half-width over seeds)\n\n{}\nTask 2 (ten source / target pairs)\n\n{}\nPaired by seed (hits of 10; p: exact two-sided sign-flip test)\n\n{}",
+        task1_table(rows),
+        task2_table(rows),
+        paired_table(rows)
+    );
+    if let Some(tc) = third {
+        let _ = write!(
+            s,
+            "\nThird class (epoch {} of the real+interp source: {} interpolations, {} between two different classes)\n\n{}\nMost frequent third classes\n\n{}",
+            tc.seed,
+            tc.generated,
+            tc.items.len(),
+            third_class_table(tc),
+            third_class_pairs_table(tc, TOP_THIRD_CLASSES)
+        );
+    }
+    let _ = write!(s, "\nVerdicts\n\n{}", verdict_rows(rows, third));
     s
 }
 
@@ -757,6 +773,282 @@ pub fn third_class_pairs_table(tc: &ThirdClass, top: usize) -> String {
     s
 }
 
+// ----------------------------------------------------------------------------------------
+// Verdicts
+
+/// Where the verdict rows point: this study's file under docs/results/.
+pub const DOCS_LINK: &str = "[soft_labels](results/soft_labels.md)";
+
+/// The header of [`verdict_rows`]' table.
+const VERDICT_HEADER: &str =
+    "| claim | verdict | figure (95% CI) | judges | study |\n| --- | --- | --- | --- | --- |\n";
+
+/// Whether `ci` lies wholly on the side of zero that `sign` (+1 or -1) names.
+fn beyond_zero(ci: MeanCi, sign: f64) -> bool {
+    if sign > 0.0 {
+        ci.low() > 0.0
+    } else {
+        ci.high() < 0.0
+    }
+}
+
+/// The rows of arms `a` and `b` at (`epochs`, `optimizer`) paired by seed, in seed order.
+fn seed_pairs<'a>(
+    rows: &'a [Row],
+    epochs: usize,
+    optimizer: &str,
+    a: TrainData,
+    b: TrainData,
+) -> Vec<(&'a Row, &'a Row)> {
+    let arm = |d: TrainData| -> BTreeMap<u64, &'a Row> {
+        rows.iter()
+            .filter(|r| r.epochs == epochs && r.optimizer == optimizer && r.data == d.name())
+            .map(|r| (r.seed, r))
+            .collect()
+    };
+    let (ra, rb) = (arm(a), arm(b));
+    ra.iter()
+        .filter_map(|(seed, x)| rb.get(seed).map(|y| (*x, *y)))
+        .collect()
+}
+
+/// The seed-paired differences of `metric` between `a` and `b`; `None` when there are no
+/// pairs or a row lacks the metric (unjudged, or a judge missing).
+fn paired_metric(
+    rows: &[Row],
+    epochs: usize,
+    optimizer: &str,
+    (a, b): (TrainData, TrainData),
+    metric: &dyn Fn(&Row) -> Option<f64>,
+) -> Option<Vec<f64>> {
+    let pairs = seed_pairs(rows, epochs, optimizer, a, b);
+    if pairs.is_empty() {
+        return None;
+    }
+    pairs
+        .iter()
+        .map(|(x, y)| Some(metric(x)? - metric(y)?).filter(|d| d.is_finite()))
+        .collect()
+}
+
+/// A thesis claim about the interpolation arm tested against both controls.
+struct ArmClaim {
+    /// `sgd` or `adam`.
+    optimizer: &'static str,
+    /// The direction the thesis claims for real+interp: +1 better, -1 worse.
+    sign: f64,
+    /// The claim's text without the training length.
+    text: &'static str,
+    /// The measure and the factor and decimals it is shown with.
+    metric: fn(&Row) -> f64,
+    scale: f64,
+    digits: usize,
+    /// What one unit of the shown figure is.
+    unit: &'static str,
+    /// Each judge's score of the measure (`None`: model-free).
+    judges: Option<JudgeField>,
+}
+
+/// Reads each judge's score of a measure from a row.
+type JudgeField = fn(&Row) -> &BTreeMap<String, f64>;
+
+/// The claims of thesis section 3.5.2 (and the SGD drop-off that 3.5.3 repeats).
+fn arm_claims() -> [ArmClaim; 6] {
+    let t1 = |r: &Row| r.judge_accuracy;
+    let t2 = |r: &Row| r.task2_judge_accuracy;
+    let corr = |r: &Row| r.class_mean_corr;
+    fn j1(r: &Row) -> &BTreeMap<String, f64> {
+        &r.judges
+    }
+    fn j2(r: &Row) -> &BTreeMap<String, f64> {
+        &r.task2_judges
+    }
+    let judged = |optimizer, sign, text, metric: fn(&Row) -> f64, judges: JudgeField| ArmClaim {
+        optimizer,
+        sign,
+        text,
+        metric,
+        scale: 10.0,
+        digits: 1,
+        unit: "hits of 10",
+        judges: Some(judges),
+    };
+    let model_free = |optimizer, sign, text| ArmClaim {
+        optimizer,
+        sign,
+        text,
+        metric: corr,
+        scale: 1.0,
+        digits: 3,
+        unit: "class-mean correlation",
+        judges: None,
+    };
+    [
+        judged("adam", 1.0, "Adam nets trained with soft-labelled VAE interpolations invert better: Task 1", t1, j1),
+        judged("adam", 1.0, "Adam nets trained with soft-labelled VAE interpolations invert better: Task 2", t2, j2),
+        model_free("adam", 1.0, "Adam nets trained with soft-labelled VAE interpolations give more digit-like Task 1 inversions (class-mean correlation)"),
+        judged("sgd", -1.0, "SGD nets trained with soft-labelled VAE interpolations invert worse: Task 1", t1, j1),
+        judged("sgd", -1.0, "SGD nets trained with soft-labelled VAE interpolations invert worse: Task 2", t2, j2),
+        model_free("sgd", -1.0, "SGD nets trained with soft-labelled VAE interpolations give less digit-like Task 1 inversions (class-mean correlation)"),
+    ]
+}
+
+/// The verdict row of `claim` at `epochs`: it holds when real+interp differs from both
+/// real-matched (same optimiser steps) and real (same epochs) in the claimed direction with
+/// the 95% t interval of the seed-paired difference clear of zero, holds partly when
+/// against one of them, and does not hold otherwise. The judges column counts the judges
+/// whose own mean differences against both controls point the claimed way. `None` when
+/// the rows lack an arm or the measure (unjudged).
+fn arm_verdict(rows: &[Row], epochs: usize, claim: &ArmClaim) -> Option<String> {
+    let metric = claim.metric;
+    let controls = [TrainData::RealMatched, TrainData::Real];
+    let diffs: Vec<Vec<f64>> = controls
+        .iter()
+        .map(|&c| {
+            paired_metric(
+                rows,
+                epochs,
+                claim.optimizer,
+                (TrainData::RealInterp, c),
+                &|r| Some(claim.scale * metric(r)),
+            )
+        })
+        .collect::<Option<_>>()?;
+    let cis: Vec<MeanCi> = diffs.iter().map(|d| mean_ci95_t(d)).collect();
+    let passed = cis
+        .iter()
+        .filter(|ci| beyond_zero(**ci, claim.sign))
+        .count();
+    let verdict = match passed {
+        2 => "holds",
+        1 => "holds partly",
+        _ => "does not hold",
+    };
+    let shown: Vec<String> = controls
+        .iter()
+        .zip(&cis)
+        .map(|(c, ci)| {
+            format!(
+                "real+interp − {} {}",
+                c.name(),
+                ci_text(*ci, 1.0, claim.digits, true)
+            )
+        })
+        .collect();
+    let figure = format!(
+        "{} ({}, {} seeds)",
+        shown.join("; "),
+        claim.unit,
+        diffs[0].len()
+    );
+    let judges = match claim.judges {
+        None => "n/a".to_string(),
+        Some(field) => {
+            let names = judge_names(rows, field);
+            let agree = names
+                .iter()
+                .filter(|n| {
+                    controls.iter().all(|&c| {
+                        paired_metric(
+                            rows,
+                            epochs,
+                            claim.optimizer,
+                            (TrainData::RealInterp, c),
+                            &|r| field(r).get(**n).copied(),
+                        )
+                        .is_some_and(|d| claim.sign * mean(&d) > 0.0)
+                    })
+                })
+                .count();
+            format!("{agree} of {} judges", names.len())
+        }
+    };
+    Some(line(&[
+        format!("{} ({epochs} epochs; thesis 3.5.2)", claim.text),
+        verdict.to_string(),
+        figure,
+        judges,
+        DOCS_LINK.to_string(),
+    ]))
+}
+
+/// The verdict row of thesis section 3.5.3's observation that interpolations between two
+/// classes often decode to a third class: it holds when the panel majority's third-class
+/// fraction at even mixes (`min(a, 1 − a)` in [0.4, 0.5]) lies above the one near a real
+/// digit (below 0.1, the judges' own error rate on near-real digits) with the two 95%
+/// intervals apart, holds partly when only its mean is higher, and does not hold
+/// otherwise. The judges column counts the judges whose own third-class fraction is
+/// higher at even mixes.
+fn third_class_verdict(tc: &ThirdClass) -> String {
+    let (near_bin, even_bin) = (MIX_BINS[0], MIX_BINS[MIX_BINS.len() - 1]);
+    let near: Vec<&ThirdClassItem> = tc.items.iter().filter(|i| i.mix() < near_bin.1).collect();
+    let even: Vec<&ThirdClassItem> = tc.items.iter().filter(|i| i.mix() >= even_bin.0).collect();
+    let rate = |items: &[&ThirdClassItem], judge: Option<usize>| -> MeanCi {
+        let v: Vec<f64> = items
+            .iter()
+            .map(|i| {
+                let class = match judge {
+                    Some(j) => Some(i.judges[j]),
+                    None => i.majority,
+                };
+                f64::from(u8::from(class.is_some_and(|c| i.is_third(c))))
+            })
+            .collect();
+        mean_ci95_t(&v)
+    };
+    let all: Vec<&ThirdClassItem> = tc.items.iter().collect();
+    let (n, e, a) = (rate(&near, None), rate(&even, None), rate(&all, None));
+    let verdict = if e.low() > n.high() {
+        "holds"
+    } else if e.mean > n.mean {
+        "holds partly"
+    } else {
+        "does not hold"
+    };
+    let agree = (0..tc.judges.len())
+        .filter(|&j| rate(&even, Some(j)).mean > rate(&near, Some(j)).mean)
+        .count();
+    let pct = |ci: MeanCi| format!("{:.1}% ± {:.1}", 100.0 * ci.mean, 100.0 * ci.half_width);
+    line(&[
+        "Linear interpolations between the VAE codes of two different digits often decode to a third class (thesis 3.5.3)".to_string(),
+        verdict.to_string(),
+        format!(
+            "panel majority: {} of {} even mixes (min(a, 1 − a) ≥ {:.1}) vs {} of {} near a real digit (< {:.1}); {} of all {}",
+            pct(e),
+            even.len(),
+            even_bin.0,
+            pct(n),
+            near.len(),
+            near_bin.1,
+            pct(a),
+            all.len()
+        ),
+        format!("{agree} of {} judges", tc.judges.len()),
+        DOCS_LINK.to_string(),
+    ])
+}
+
+/// The verdict table: one row per thesis claim the study tests and training length (see
+/// `arm_verdict` and `third_class_verdict` for the rules), in the format of the
+/// docs' index. Claims whose arms or judges are missing from `rows` are left out.
+pub fn verdict_rows(rows: &[Row], third: Option<&ThirdClass>) -> String {
+    let mut epochs: Vec<usize> = rows.iter().map(|r| r.epochs).collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut s = VERDICT_HEADER.to_string();
+    for &e in &epochs {
+        for claim in arm_claims() {
+            if let Some(row) = arm_verdict(rows, e, &claim) {
+                s.push_str(&row);
+            }
+        }
+    }
+    if let Some(tc) = third {
+        s.push_str(&third_class_verdict(tc));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,6 +1200,31 @@ mod tests {
         );
         // No real-matched rows: no such comparison.
         assert!(!p.contains("real-matched"), "{p}");
+        let v = verdict_rows(&rows, None);
+        // Only real and real+interp: no verdict (each needs both controls).
+        assert_eq!(v.lines().count(), 2, "{v}");
+        for (seed, real, interp, matched) in
+            [(0, 6.0, 8.0, 8.0), (1, 8.0, 9.0, 9.0), (2, 7.0, 9.0, 7.0)]
+        {
+            rows.push(row("adam", "real", seed, real, 5.0));
+            rows.push(row("adam", "real+interp", seed, interp, 5.0));
+            rows.push(row("adam", "real-matched", seed, matched, 5.0));
+        }
+        let v = verdict_rows(&rows, None);
+        // interp − real: 2, 1, 2 (+1.7 ± 1.4, clear of zero); interp − matched: 0, 0, 2
+        // (+0.7 ± 2.9): holds against one control only. Judge a follows the hits, judge b
+        // stays at 5 of 10.
+        assert!(
+            v.contains("| Adam nets trained with soft-labelled VAE interpolations invert better: Task 1 (4 epochs; thesis 3.5.2) | holds partly | real+interp − real-matched +0.7 ± 2.9; real+interp − real +1.7 ± 1.4 (hits of 10, 3 seeds) | 1 of 2 judges | [soft_labels](results/soft_labels.md) |"),
+            "{v}"
+        );
+        assert!(
+            v.contains("invert better: Task 2 (4 epochs; thesis 3.5.2) | does not hold | real+interp − real-matched +0.0 ± 0.0; real+interp − real +0.0 ± 0.0 (hits of 10, 3 seeds) | 0 of 1 judges |"),
+            "{v}"
+        );
+        assert!(v.contains("(class-mean correlation) (4 epochs; thesis 3.5.2) | does not hold | real+interp − real-matched +0.000 ± 0.000;"), "{v}");
+        // three Adam claims; the SGD ones lack the matched arm
+        assert_eq!(v.lines().count(), 5, "{v}");
         let t2 = task2_table(&rows);
         assert!(t2.contains("| 4 | sgd | real+interp | 3 | **5.0 ± 0.0** | 5.0 ± 0.0 | 10.0 ± 0.0 | 0.400 ± 0.000 |"), "{t2}");
     }
@@ -949,5 +1266,17 @@ mod tests {
         let pairs = third_class_pairs_table(&tc, 5);
         assert!(pairs.contains("| 0 – 4 | 9 | 1 | 2 |"), "{pairs}");
         assert_eq!(pairs.lines().count(), 3);
+        let v = verdict_rows(&[], Some(&tc));
+        // Even mixes 1 of 2 third (50% ± 635.3), near-real 0 of 2: apart only in the mean.
+        assert!(
+            v.contains("| holds partly | panel majority: 50.0% ± 635.3 of 2 even mixes (min(a, 1 − a) ≥ 0.4) vs 0.0% ± 0.0 of 2 near a real digit (< 0.1); 25.0% ± "),
+            "{v}"
+        );
+        // Judge x: 1 of 2 even mixes third, 0 near; judge y (always 8): all third in both.
+        assert!(
+            v.contains("| 1 of 2 judges | [soft_labels](results/soft_labels.md) |"),
+            "{v}"
+        );
+        assert_eq!(v.lines().count(), 3);
     }
 }
