@@ -67,8 +67,8 @@ FBP_SIZE = (256, 360, 5)  # N, angles, repeats
 # algorithm, image size, calls per repeat, repeats
 SSIM_CASES = [("ssim", 512, 20, 5), ("ssim-uniform7", 512, 20, 5)]
 SSIM_LABELS = {
-    "ssim": "Gaussian 11x11, sigma 1.5 (Wang 2004)",
-    "ssim-uniform7": "7x7 box, sample covariance (scikit-image's default)",
+    "ssim": "Gaussian 11x11, sigma 1.5: Wang 2004",
+    "ssim-uniform7": "7x7 box, sample covariance: scikit-image's default",
 }
 TARGET_SSIM = 0.5  # netinv <= 0.5x scikit-image
 # Peak RSS of a CSR SIRT process measured at 256 px / 360 angles (1.07 GB); nonzeros grow

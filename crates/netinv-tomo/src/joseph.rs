@@ -1,6 +1,7 @@
 //! The inner loops of the matrix-free Joseph projector: one image line (a row, or a column
 //! of the transposed image) against one angle, forward (ray-driven) and adjoint
-//! (pixel-driven), each in a portable form and an AVX2 form that give the same bits.
+//! (pixel-driven), each in a portable form, an AVX2 form and (for the window loops below)
+//! an AVX-512F form, all giving the same bits ([`SimdPath`] chooses).
 //!
 //! Data are f32 (the image lines and sinogram rows, read as pairs of neighbours with one
 //! 64-bit load); coordinates, weights and sums are f64, computed by the same formula as
@@ -16,13 +17,14 @@
 //! When rays are at least one pixel apart (`|di| >= 1`, every angle at detector spacing
 //! 1), a pixel has exactly two candidate rays and the adjoint takes their weights from the
 //! pixel's own position (`r = |u_i - k|`, `w = max(0, 1 - r)`): the same weights up to f64
-//! rounding (about 1e-16), not the same bits. When `|di| <= 2` the four rays or pixels of a
-//! SIMD step read one window of 8 neighbouring values (one load and a permute) instead of a
-//! gather, which is slow on AMD CPUs; lines and sinogram rows carry zero padding for it.
+//! rounding (about 1e-16), not the same bits. When `|di| <= 2` the four (AVX2) or eight
+//! (AVX-512) rays or pixels of a SIMD step read one window of 8 or 16 neighbouring values
+//! (one load and a permute) instead of a gather, which is slow on AMD CPUs; lines and
+//! sinogram rows carry zero padding for it.
 //!
-//! Separate multiplies and adds (no FMA) everywhere, so the portable and AVX2 loops agree
-//! to the bit; the adjoint sums each pixel's rays in a fixed order, so the result does not
-//! depend on the thread count either.
+//! Separate multiplies and adds (no FMA) everywhere, so the portable, AVX2 and AVX-512
+//! loops agree to the bit; the adjoint sums each pixel's rays in a fixed order, so the
+//! result does not depend on the thread count either.
 
 use crate::{Error, Result};
 

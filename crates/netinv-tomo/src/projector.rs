@@ -143,8 +143,10 @@ pub(crate) fn split(u: f64, n_minor: usize) -> Option<(usize, f64)> {
 /// projection is ray-driven and gives the same bits as summing the f64 weights of
 /// [`CsrOperator`](crate::CsrOperator)'s matrix in order; the adjoint is pixel-driven with
 /// the same weights (up to f64 rounding of the weights, ~1e-16 relative), so
-/// `<A x, y> = <x, A^T y>` holds to f32 rounding. The inner loops use AVX2 where the CPU
-/// has it (detected at run time; the portable loops give the same bits). Work is split
+/// `<A x, y> = <x, A^T y>` holds to f32 rounding. The inner loops use AVX-512 or AVX2
+/// where the CPU has them (detected at run time, [`SimdPath`](crate::SimdPath); forced with
+/// [`with_simd`](Self::with_simd) or `NETINV_TOMO_SIMD`; the portable loops give the same
+/// bits). Work is split
 /// without shared writes: the forward over blocks of 4 angles (each image line is read
 /// once per block), the adjoint over tiles of 4 image lines (each sinogram row read once
 /// per tile), so results are the same at any thread count. Memory: two padded f32 copies

@@ -1,6 +1,7 @@
 //! Tests of the matrix-free projector's fast loops: every SIMD path the CPU runs (portable,
-//! AVX2, AVX-512) gives the same bits, the results do not depend on the thread count, and they agree with the f64
-//! reference weights (`for_each_weight`, the weights of the CSR matrix).
+//! AVX2, AVX-512) gives the same bits and satisfies the adjoint identity, the results do
+//! not depend on the thread count, and they agree with the f64 reference weights
+//! (`for_each_weight`, the weights of the CSR matrix).
 
 use ndarray::Array2;
 use rand::rngs::StdRng;
