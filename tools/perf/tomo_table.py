@@ -576,6 +576,12 @@ def main():
     ap.add_argument("--max-wait", type=float, default=120, help="seconds to wait for quiet")
     default_py = "/work/venv/bin/python" if Path("/work/venv/bin/python").exists() else sys.executable
     ap.add_argument("--python", default=default_py, help="Python with astra-toolbox 2.5")
+    ap.add_argument(
+        "--exe",
+        type=Path,
+        help="skip the build: use target/tomo_table_bin/tomo_timing-<commit>, built by an "
+        "earlier run of this script from the same --source",
+    )
     ap.add_argument("--from-json", type=Path, help="rewrite the markdown from this file only")
     ap.add_argument("--no-write", action="store_true", help="print, do not write files")
     a = ap.parse_args()
@@ -605,7 +611,14 @@ def main():
     else:
         (src, commit), dirty = snapshot(a.source), []
     print(f"tomo_table: building tomo_timing at {commit} in {src}", file=sys.stderr)
-    exe = build(src, commit)
+    if a.exe:
+        # A binary this script built earlier from the same --source (target/tomo_table_bin/
+        # tomo_timing-<commit>): no build while the machine should be quiet.
+        exe = str(a.exe.resolve())
+        if not exe.endswith(f"tomo_timing-{commit}"):
+            sys.exit(f"tomo_table: --exe {exe} is not tomo_timing-{commit} (the --source's build)")
+    else:
+        exe = build(src, commit)
     if not (src / "tools" / "perf" / "astra_sirt.py").exists():
         src_py = ROOT  # a commit from before the ASTRA script existed
     else:
