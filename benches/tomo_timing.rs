@@ -1,5 +1,6 @@
-//! One timing of netinv's SIRT (or FBP) for `tools/perf/tomo_table.py`, which writes the
-//! tomography table of docs/performance.md (netinv beside ASTRA, from one run).
+//! One timing of netinv's SIRT (or FBP, or the SSIM of two images) for
+//! `tools/perf/tomo_table.py`, which writes the tomography and SSIM tables of
+//! docs/performance.md (netinv beside ASTRA and scikit-image, from one run).
 //!
 //! The script builds this binary once (`cargo bench --bench tomo_timing --no-run
 //! --message-format=json`, the executable taken from cargo's JSON), then starts it as a
@@ -8,7 +9,7 @@
 //!
 //! ```text
 //! tomo_timing --size 256 --angles 360 --iterations 20 --operator matrix-free --threads 1 \
-//!     [--repeats 3] [--algorithm sirt|fbp] [--seed 0]
+//!     [--repeats 3] [--algorithm sirt|fbp|ssim|ssim-uniform7] [--seed 0]
 //! {"algorithm":"sirt","size":256,"angles":360,"detectors":364,"operator":"matrix-free",...}
 //! ```
 //!
@@ -21,7 +22,11 @@
 //! its transpose, built in rayon's global pool before the timed runs), and the peak
 //! resident set (`VmHWM` of /proc/self/status, so setup
 //! included; `null` where that file does not exist). With `--algorithm fbp` one repeat is
-//! one FBP reconstruction (`iterations` is ignored and reported as 1).
+//! one FBP reconstruction (`iterations` is ignored and reported as 1). With `--algorithm
+//! ssim` (Wang 2004: Gaussian 11x11 window, sigma 1.5) or `ssim-uniform7` (scikit-image's
+//! default 7x7 box, sample covariance) one repeat is `iterations` SSIM calls on a `size` x
+//! `size` pair (a smooth image and a seeded noisy copy, as `benches/metrics.rs`), no
+//! operator is built, and the figures are per call.
 //!
 //! cargo passes `--bench` to bench executables; it is accepted and ignored.
 
@@ -33,6 +38,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ndarray::Array2;
+use netinv::metrics::{ssim, SsimConfig};
 use netinv::tomo::{
     CsrOperator, Fbp, FbpConfig, LinearOperator, ParallelBeam2d, RayTransform, Sirt, SirtConfig,
 };
@@ -59,6 +65,19 @@ enum Operator {
 enum Algorithm {
     Sirt,
     Fbp,
+    Ssim,
+    SsimUniform7,
+}
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sirt => "sirt",
+            Algorithm::Fbp => "fbp",
+            Algorithm::Ssim => "ssim",
+            Algorithm::SsimUniform7 => "ssim-uniform7",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -74,7 +93,8 @@ struct Args {
 }
 
 const USAGE: &str = "usage: tomo_timing --size N --angles A --iterations K \
---operator matrix-free|csr --threads T [--repeats R] [--algorithm sirt|fbp] [--seed S]";
+--operator matrix-free|csr --threads T [--repeats R] [--algorithm sirt|fbp|ssim|ssim-uniform7] \
+[--seed S]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -123,11 +143,17 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--algorithm" => {
-                args.algorithm = match value.as_str() {
-                    "sirt" => Algorithm::Sirt,
-                    "fbp" => Algorithm::Fbp,
-                    _ => return Err(format!("--algorithm: sirt or fbp, got {value:?}")),
-                }
+                args.algorithm = [
+                    Algorithm::Sirt,
+                    Algorithm::Fbp,
+                    Algorithm::Ssim,
+                    Algorithm::SsimUniform7,
+                ]
+                .into_iter()
+                .find(|a| a.name() == value)
+                .ok_or_else(|| {
+                    format!("--algorithm: sirt, fbp, ssim or ssim-uniform7, got {value:?}")
+                })?
             }
             _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
         }
@@ -171,11 +197,56 @@ fn json_f64(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
+/// A smooth image in [0, 1] and a noisy copy, seeded (the recipe of `benches/metrics.rs`).
+fn image_pair(size: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let reference = Array2::from_shape_fn((size, size), |(i, j)| {
+        let (u, v) = (i as f32 / size as f32, j as f32 / size as f32);
+        0.5 + 0.4 * (6.0 * u).sin() * (4.0 * v).cos()
+    });
+    let estimate = reference.mapv(|x| (x + 0.2 * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0));
+    (reference, estimate)
+}
+
+/// `--algorithm ssim` / `ssim-uniform7`: `iterations` SSIM calls per repeat.
+fn run_ssim(args: &Args, pool: &rayon::ThreadPool) -> Result<serde_json::Value, String> {
+    let (x, y) = image_pair(args.size, 42 + args.seed);
+    let config = match args.algorithm {
+        Algorithm::Ssim => SsimConfig::gaussian(),
+        _ => SsimConfig::uniform(7),
+    };
+    pool.install(|| -> Result<serde_json::Value, String> {
+        let value = ssim(x.view(), y.view(), &config).map_err(|e| format!("ssim: {e}"))?;
+        let (cpu, wall) = time_runs(args.repeats, args.iterations, || {
+            for _ in 0..args.iterations {
+                black_box(ssim(black_box(x.view()), black_box(y.view()), &config).expect("ssim"));
+            }
+        });
+        Ok(serde_json::json!({
+            "tool": "netinv",
+            "algorithm": args.algorithm.name(),
+            "size": args.size,
+            "iterations": args.iterations,
+            "repeats": args.repeats,
+            "threads": rayon::current_num_threads(),
+            "value": json_f64(value),
+            "cpu_s_per_iter": json_f64(median(&cpu)),
+            "wall_s_per_iter": json_f64(median(&wall)),
+            "cpu_s_per_iter_runs": cpu.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+            "wall_s_per_iter_runs": wall.iter().map(|&v| json_f64(v)).collect::<Vec<_>>(),
+            "peak_rss_bytes": peak_rss_bytes(),
+        }))
+    })
+}
+
 fn run(args: &Args) -> Result<serde_json::Value, String> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()
         .map_err(|e| format!("thread pool: {e}"))?;
+    if matches!(args.algorithm, Algorithm::Ssim | Algorithm::SsimUniform7) {
+        return run_ssim(args, &pool);
+    }
     let n = args.size;
     let n_det = (n as f64 * std::f64::consts::SQRT_2).ceil() as usize + 2;
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -215,6 +286,7 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
                     black_box(fbp.reconstruct(op, sinogram.view()).expect("fbp"));
                 })
             }
+            Algorithm::Ssim | Algorithm::SsimUniform7 => unreachable!("handled by run_ssim"),
         };
         let peak = peak_rss_bytes();
         let csr_bytes = csr.as_ref().map(|c| {
@@ -224,7 +296,8 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         });
         Ok(serde_json::json!({
             "tool": "netinv",
-            "algorithm": match args.algorithm { Algorithm::Sirt => "sirt", Algorithm::Fbp => "fbp" },
+            "algorithm": args.algorithm.name(),
+            "simd": ray.simd().name(),
             "size": n,
             "angles": args.angles,
             "detectors": n_det,

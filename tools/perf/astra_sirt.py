@@ -12,7 +12,12 @@ the median over repeats and every repeat), and the peak resident set of this pro
 (`VmHWM` of /proc/self/status, so Python, numpy and the ASTRA library are included; the
 resident set right after the imports is reported beside it). `--algorithm fbp` times one
 ASTRA `FBP` run (`ram-lak`, its default filter) per repeat, `--algorithm iradon` one
-`skimage.transform.iradon` (ramp filter) on the same sinogram.
+`skimage.transform.iradon` (ramp filter) on the same sinogram. `--algorithm ssim` (Gaussian
+11x11 window, sigma 1.5, population covariance, as netinv's `SsimConfig::gaussian`) and
+`ssim-uniform7` (scikit-image's default 7x7 box, sample covariance) time
+`skimage.metrics.structural_similarity` instead: `iterations` calls per repeat on a
+`size` x `size` f32 pair (a smooth image and a seeded noisy copy, the recipe of
+`benches/metrics.rs` with numpy's generator), figures per call; no ASTRA work.
 
 Geometry as netinv's: a `size` x `size` volume of unit pixels, `detectors` unit detectors,
 `angles` angles spread uniformly over a half turn, the `linear` (Joseph) projector, a
@@ -49,17 +54,67 @@ def timed(fn, repeats, per_call):
     return cpu, wall
 
 
+def image_pair(size, seed):
+    """A smooth image in [0, 1] and a noisy copy, f32 (tools/metrics/bench_skimage.py)."""
+    rng = np.random.default_rng(seed)
+    u = (np.arange(size, dtype=np.float32) / size)[:, None]
+    v = (np.arange(size, dtype=np.float32) / size)[None, :]
+    ref = (0.5 + 0.4 * np.sin(6.0 * u) * np.cos(4.0 * v)).astype(np.float32)
+    est = np.clip(ref + 0.2 * (rng.random((size, size), dtype=np.float32) - 0.5), 0.0, 1.0)
+    return ref, est.astype(np.float32)
+
+
+def time_ssim(a, rss_after_import):
+    import skimage
+    from skimage.metrics import structural_similarity
+
+    x, y = image_pair(a.size, 42 + a.seed)
+    if a.algorithm == "ssim":
+        kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    else:
+        kw = dict(data_range=1.0)
+    value = float(structural_similarity(x, y, **kw))  # also the warm-up call
+
+    def work():
+        for _ in range(a.iterations):
+            structural_similarity(x, y, **kw)
+
+    cpu, wall = timed(work, a.repeats, a.iterations)
+    print(json.dumps({
+        "tool": "skimage",
+        "version": skimage.__version__,
+        "algorithm": a.algorithm,
+        "size": a.size,
+        "iterations": a.iterations,
+        "repeats": a.repeats,
+        "threads": 1,
+        "value": value,
+        "cpu_s_per_iter": float(np.median(cpu)),
+        "wall_s_per_iter": float(np.median(wall)),
+        "cpu_s_per_iter_runs": cpu,
+        "wall_s_per_iter_runs": wall,
+        "rss_after_import_bytes": rss_after_import,
+        "peak_rss_bytes": vm_hwm_bytes(),
+    }))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, required=True)
-    ap.add_argument("--angles", type=int, required=True)
-    ap.add_argument("--detectors", type=int, required=True)
+    ap.add_argument("--angles", type=int, default=0, help="required except for ssim")
+    ap.add_argument("--detectors", type=int, default=0, help="required except for ssim")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--algorithm", choices=["sirt", "fbp", "iradon"], default="sirt")
+    ap.add_argument(
+        "--algorithm", choices=["sirt", "fbp", "iradon", "ssim", "ssim-uniform7"], default="sirt"
+    )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rss_after_import = vm_hwm_bytes("VmRSS")
+    if a.algorithm.startswith("ssim"):
+        return time_ssim(a, rss_after_import)
+    if a.detectors <= 0 or a.angles <= 0:
+        ap.error("--angles and --detectors are required (positive integers)")
 
     n = a.size
     vol = astra.create_vol_geom(n, n)

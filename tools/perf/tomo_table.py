@@ -1,8 +1,10 @@
-"""Regenerates the tomography table of docs/performance.md: netinv beside ASTRA, one run.
+"""Regenerates the tomography and SSIM tables of docs/performance.md: netinv beside ASTRA
+and scikit-image, one run.
 
 From the repository root:
 
-    python3 tools/perf/tomo_table.py [--rounds 3] [--csr auto|on|off] [--no-fbp] [--sizes 128,256]
+    python3 tools/perf/tomo_table.py [--rounds 3] [--csr auto|on|off] [--no-fbp] [--no-ssim]
+        [--sizes 128,256] [--simd avx2]
 
 Builds `benches/tomo_timing.rs` (`cargo bench --bench tomo_timing --no-run`, the executable
 taken from cargo's JSON messages) from a `git archive` export of `--source` (default HEAD,
@@ -17,7 +19,12 @@ round to round so that no tool always runs first or last:
 * netinv SIRT with `RayTransform` (matrix-free Joseph) at 1 rayon thread and at 2;
 * netinv SIRT with `CsrOperator` at 1 and 2 threads (`--csr auto`: only while
   MemAvailable is at least 1.5x the matrix's estimated peak, about 8.5 GB at 512 px);
-* unless `--no-fbp`: FBP at 256 / 360, ASTRA FBP, scikit-image `iradon`, netinv at 1 / 2.
+* unless `--no-fbp`: FBP at 256 / 360, ASTRA FBP, scikit-image `iradon`, netinv at 1 / 2;
+* unless `--no-ssim`: SSIM of a 512x512 f32 pair (Gaussian 11x11 and scikit-image's 7x7
+  box), scikit-image's `structural_similarity` and netinv-metrics' `ssim`, 1 thread.
+
+The projector runs the fastest SIMD path of the CPU unless `--simd` forces one (it sets
+`NETINV_TOMO_SIMD` for netinv's processes); the caption names the path used.
 
 `sirt` times are per iteration of a whole `iterations`-iteration run from zero, weights
 included (ASTRA's `run(20)` / 20). Figures are medians over rounds of each process's own
@@ -27,7 +34,8 @@ its CPU time is its best-case wall time on a quiet machine). Peak RSS is each pr
 `VmHWM` (ASTRA's includes Python and numpy, reported beside the resident set after the
 imports).
 
-Writes the markdown between `<!-- tomo_table:begin -->` and `<!-- tomo_table:end -->` in
+Writes the markdown between `<!-- tomo_table:begin -->` and `<!-- tomo_table:end -->`, and
+the SSIM table between `<!-- ssim_table:begin -->` and `<!-- ssim_table:end -->`, in
 docs/performance.md and every raw measurement to results/perf/tomo_table.json
 (`--from-json FILE` rewrites the markdown from such a file without measuring), and prints
 the verdict on issue 19's targets.
@@ -52,9 +60,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "performance.md"
 JSON_OUT = ROOT / "results" / "perf" / "tomo_table.json"
 BEGIN, END = "<!-- tomo_table:begin -->", "<!-- tomo_table:end -->"
+SSIM_BEGIN, SSIM_END = "<!-- ssim_table:begin -->", "<!-- ssim_table:end -->"
 
 SIZES = [(128, 90, 20, 5), (256, 360, 20, 3), (512, 720, 20, 1)]  # N, angles, iters, repeats
 FBP_SIZE = (256, 360, 5)  # N, angles, repeats
+# algorithm, image size, calls per repeat, repeats
+SSIM_CASES = [("ssim", 512, 20, 5), ("ssim-uniform7", 512, 20, 5)]
+SSIM_LABELS = {
+    "ssim": "Gaussian 11x11, sigma 1.5: Wang 2004",
+    "ssim-uniform7": "7x7 box, sample covariance: scikit-image's default",
+}
+TARGET_SSIM = 0.5  # netinv <= 0.5x scikit-image
 # Peak RSS of a CSR SIRT process measured at 256 px / 360 angles (1.07 GB); nonzeros grow
 # as N^3 (angles, detectors and pixels per ray each grow as N).
 CSR_PEAK_256 = 1.07e9
@@ -222,8 +238,8 @@ def run_json(cmd, cwd, env):
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def measurements(exe, python, csr_sizes, fbp):
-    """Every (key, command, env) of one round, in a fixed base order."""
+def measurements(exe, python, csr_sizes, fbp, ssim, simd_env):
+    """Every (case, key, command, env) of one round, in a fixed base order."""
     jobs = []
     for n, angles, iters, repeats in SIZES:
         det = detectors(n)
@@ -236,7 +252,7 @@ def measurements(exe, python, csr_sizes, fbp):
         for op in ops:
             for threads in (1, 2):
                 cmd = [exe, "--bench", *common, "--operator", op, "--threads", str(threads)]
-                jobs.append((case, f"{op}-{threads}t", cmd, {}))
+                jobs.append((case, f"{op}-{threads}t", cmd, simd_env))
     if fbp:
         n, angles, repeats = FBP_SIZE
         det = detectors(n)
@@ -247,7 +263,17 @@ def measurements(exe, python, csr_sizes, fbp):
             jobs.append((case, key, cmd + ["--algorithm", algo], ONE_THREAD_ENV))
         for threads in (1, 2):
             cmd = [exe, "--bench", *common, "--algorithm", "fbp", "--operator", "matrix-free"]
-            jobs.append((case, f"matrix-free-{threads}t", cmd + ["--threads", str(threads)], {}))
+            jobs.append(
+                (case, f"matrix-free-{threads}t", cmd + ["--threads", str(threads)], simd_env)
+            )
+    if ssim:
+        for algo, n, calls, repeats in SSIM_CASES:
+            case = f"{algo}/{n}px"
+            common = ["--size", str(n), "--iterations", str(calls), "--repeats", str(repeats)]
+            common += ["--algorithm", algo]
+            jobs.append((case, "skimage", [python, "tools/perf/astra_sirt.py", *common],
+                         ONE_THREAD_ENV))
+            jobs.append((case, "netinv-1t", [exe, "--bench", *common, "--threads", "1"], {}))
     return jobs
 
 
@@ -354,9 +380,15 @@ def markdown(data):
     L = []
     load0, load1 = meta["loadavg_start"], meta["loadavg_end"]
     fmt_load = lambda l: "/".join(f"{v:.2f}" for v in l) if l else "n/a"  # noqa: E731
+    simd = meta.get("simd")
+    simd_text = (
+        f", projector SIMD path `{simd}`" + (" (forced by `--simd`)" if meta.get("simd_forced") else "")
+        if simd
+        else ""
+    )
     L.append(
         f"Generated by `tools/perf/tomo_table.py` on {meta['date']}: CPU {meta['cpu_model']}, "
-        f"{meta['cores']} cores, commit {meta['commit']}, {meta['rustc']}, ASTRA "
+        f"{meta['cores']} cores, commit {meta['commit']}, {meta['rustc']}{simd_text}, ASTRA "
         f"{meta['astra_version']}; load average (1/5/15 min) {fmt_load(load0)} at the start, "
         f"{fmt_load(load1)} at the end; other processes used {fmt_cores(meta)} during the "
         f"measurements (median, max; before each measurement the script waited, at most "
@@ -458,13 +490,62 @@ def markdown(data):
     return "\n".join(L)
 
 
-def write_doc(md):
-    text = DOC.read_text()
-    if BEGIN not in text or END not in text:
-        sys.exit(f"tomo_table: markers {BEGIN} / {END} not found in {DOC}")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(head + BEGIN + "\n" + md + "\n" + END + tail)
+def ssim_markdown(data):
+    """The SSIM block, or None if the run has no SSIM measurements."""
+    meta, summary = data["meta"], data["summary"]
+    cases = [(a, n) for a, n, _, _ in SSIM_CASES if f"{a}/{n}px" in summary]
+    if not cases:
+        return None
+    calls, repeats = SSIM_CASES[0][2], SSIM_CASES[0][3]
+    L = [
+        f"Generated by `tools/perf/tomo_table.py` in the run of the tomography table below "
+        f"({meta['date']}, CPU {meta['cpu_model']}, commit {meta['commit']}, "
+        f"{meta['rounds']} alternating rounds; load and command there; raw measurements in "
+        f"`results/perf/tomo_table.json`). Two 512x512 f32 images (a smooth pattern and a "
+        f"seeded noisy copy), 1 thread, process CPU time per call: medians over rounds of "
+        f"each process's median over {repeats} repeats of {calls} calls. scikit-image "
+        f"{meta.get('skimage_version', '?')} `structural_similarity` on the f32 images "
+        f"(`OMP_NUM_THREADS=1`), netinv-metrics `ssim` (computes in f64).",
+        "",
+        "| case | scikit-image CPU (ms) | netinv CPU (ms) | ratio netinv / scikit-image |",
+        "| --- | --- | --- | --- |",
+    ]
+    verdicts = []
+    for algo, n in cases:
+        s = summary[f"{algo}/{n}px"]
+        sk, ours = s["skimage"]["cpu_s"], s["netinv-1t"]["cpu_s"]
+        r = ours / sk
+        L.append(
+            f"| `{algo}/{n}px` ({SSIM_LABELS[algo]}) | {ms(sk)} | {ms(ours)} | "
+            f"{ratio(ours, sk, TARGET_SSIM)} |"
+        )
+        ok = r <= TARGET_SSIM
+        verdicts.append(
+            f"`{algo}/{n}px`: {r:.2f}x scikit-image ({'met' if ok else 'missed'}, "
+            f"target <= {TARGET_SSIM}x)"
+        )
+    L.append("")
+    L.append("The SSIM goal (netinv <= 0.5x scikit-image at 1 thread), from this table:")
+    L.append("")
+    L.extend(f"- {v}" for v in verdicts)
+    return "\n".join(L)
+
+
+def replace_block(text, begin, end, md):
+    if begin not in text or end not in text:
+        sys.exit(f"tomo_table: markers {begin} / {end} not found in {DOC}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + md + "\n" + end + tail
+
+
+def write_doc(md, ssim_md=None):
+    text = replace_block(DOC.read_text(), BEGIN, END, md)
+    if ssim_md is not None:
+        text = replace_block(text, SSIM_BEGIN, SSIM_END, ssim_md)
+    tmp = DOC.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(DOC)
 
 
 def main():
@@ -472,6 +553,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--csr", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--no-fbp", action="store_true", help="skip the FBP rows")
+    ap.add_argument("--no-ssim", action="store_true", help="skip the SSIM rows")
+    ap.add_argument(
+        "--simd",
+        choices=["portable", "avx2", "avx512"],
+        help="force the projector's SIMD path (NETINV_TOMO_SIMD; default: the fastest)",
+    )
     ap.add_argument("--sizes", help="comma-separated subset of 128,256,512 (default all)")
     ap.add_argument(
         "--source",
@@ -489,6 +576,12 @@ def main():
     ap.add_argument("--max-wait", type=float, default=120, help="seconds to wait for quiet")
     default_py = "/work/venv/bin/python" if Path("/work/venv/bin/python").exists() else sys.executable
     ap.add_argument("--python", default=default_py, help="Python with astra-toolbox 2.5")
+    ap.add_argument(
+        "--exe",
+        type=Path,
+        help="skip the build: use target/tomo_table_bin/tomo_timing-<commit>, built by an "
+        "earlier run of this script from the same --source",
+    )
     ap.add_argument("--from-json", type=Path, help="rewrite the markdown from this file only")
     ap.add_argument("--no-write", action="store_true", help="print, do not write files")
     a = ap.parse_args()
@@ -500,10 +593,12 @@ def main():
 
     if a.from_json:
         data = json.loads(a.from_json.read_text())
-        md = markdown(data)
+        md, ssim_md = markdown(data), ssim_markdown(data)
         print(md)
+        if ssim_md:
+            print("\n" + ssim_md)
         if not a.no_write:
-            write_doc(md)
+            write_doc(md, ssim_md)
         return
 
     command = "python3 tools/perf/tomo_table.py" + "".join(
@@ -516,7 +611,14 @@ def main():
     else:
         (src, commit), dirty = snapshot(a.source), []
     print(f"tomo_table: building tomo_timing at {commit} in {src}", file=sys.stderr)
-    exe = build(src, commit)
+    if a.exe:
+        # A binary this script built earlier from the same --source (target/tomo_table_bin/
+        # tomo_timing-<commit>): no build while the machine should be quiet.
+        exe = str(a.exe.resolve())
+        if not exe.endswith(f"tomo_timing-{commit}"):
+            sys.exit(f"tomo_table: --exe {exe} is not tomo_timing-{commit} (the --source's build)")
+    else:
+        exe = build(src, commit)
     if not (src / "tools" / "perf" / "astra_sirt.py").exists():
         src_py = ROOT  # a commit from before the ASTRA script existed
     else:
@@ -531,7 +633,8 @@ def main():
         else:
             skipped.append(f"`CsrOperator` at {n} px (needs about {mb(need)})")
 
-    jobs = measurements(exe, a.python, csr_sizes, not a.no_fbp)
+    simd_env = {"NETINV_TOMO_SIMD": a.simd} if a.simd else {}
+    jobs = measurements(exe, a.python, csr_sizes, not a.no_fbp, not a.no_ssim, simd_env)
     raw = []
     for r in range(a.rounds):
         for case, key, cmd, env in rotated(jobs, r):
@@ -550,7 +653,8 @@ def main():
             )
     end = datetime.datetime.now(datetime.timezone.utc)
     astra_results = [m["result"] for m in raw if m["key"] == "astra"]
-    sk = [m["result"] for m in raw if m["key"] == "skimage-iradon"]
+    sk = [m["result"] for m in raw if m["key"] in ("skimage-iradon", "skimage")]
+    simd_paths = sorted({m["result"]["simd"] for m in raw if m["result"].get("simd")})
     others = [m["result"]["other_cores"] for m in raw if m["result"]["other_cores"] is not None]
     meta = {
         "date": start.strftime("%Y-%m-%d %H:%M") + "-" + end.strftime("%H:%M UTC"),
@@ -560,6 +664,8 @@ def main():
         "source": a.source,
         "dirty_paths": dirty,
         "rustc": sh(["rustc", "-V"]).strip().split(" (")[0],
+        "simd": " / ".join(simd_paths) or None,
+        "simd_forced": bool(a.simd),
         "astra_version": astra_results[0]["version"] if astra_results else None,
         "skimage_version": sk[0]["version"] if sk else None,
         "astra_rss_after_import_bytes": max(
@@ -580,15 +686,19 @@ def main():
         "skipped": "; ".join(skipped),
     }
     data = {"meta": meta, "summary": summarise(raw), "raw": raw}
-    md = markdown(data)
+    md, ssim_md = markdown(data), ssim_markdown(data)
     print(md)
+    if ssim_md:
+        print("\n" + ssim_md)
     lines, _ = verdict(data["summary"])
     for line in lines:
         print("verdict:", line, file=sys.stderr)
     if not a.no_write:
         JSON_OUT.parent.mkdir(parents=True, exist_ok=True)
-        JSON_OUT.write_text(json.dumps(data, indent=1) + "\n")
-        write_doc(md)
+        tmp = JSON_OUT.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        tmp.replace(JSON_OUT)
+        write_doc(md, ssim_md)
         print(f"tomo_table: wrote {DOC.relative_to(ROOT)} and {JSON_OUT.relative_to(ROOT)}",
               file=sys.stderr)
 

@@ -75,6 +75,7 @@ pub use batch::{stack_images, unstack_images};
 pub use error::{Error, Result};
 pub use fbp::{Fbp, FbpConfig, FbpFilter};
 pub use geometry::ParallelBeam2d;
+pub use joseph::{SimdPath, SIMD_ENV};
 pub use noise::{gaussian_noise, poisson_noise};
 pub use npy::{read_angles, read_npy2, read_npy_f32, write_npy, write_npy1};
 pub use operator::LinearOperator;

@@ -3,7 +3,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::joseph::{row_pad, span_pairs, Kernels, LineRays, LINE_EXTRA};
+use crate::joseph::{row_pad, span_pairs, LineRays, SimdPath, LINE_EXTRA};
 use crate::operator::assert_shapes;
 use crate::sparse::SparseMatrix;
 use crate::{LinearOperator, ParallelBeam2d, Result};
@@ -143,8 +143,10 @@ pub(crate) fn split(u: f64, n_minor: usize) -> Option<(usize, f64)> {
 /// projection is ray-driven and gives the same bits as summing the f64 weights of
 /// [`CsrOperator`](crate::CsrOperator)'s matrix in order; the adjoint is pixel-driven with
 /// the same weights (up to f64 rounding of the weights, ~1e-16 relative), so
-/// `<A x, y> = <x, A^T y>` holds to f32 rounding. The inner loops use AVX2 where the CPU
-/// has it (detected at run time; the portable loops give the same bits). Work is split
+/// `<A x, y> = <x, A^T y>` holds to f32 rounding. The inner loops use AVX-512 or AVX2
+/// where the CPU has them (detected at run time, [`SimdPath`](crate::SimdPath); forced with
+/// [`with_simd`](Self::with_simd) or `NETINV_TOMO_SIMD`; the portable loops give the same
+/// bits). Work is split
 /// without shared writes: the forward over blocks of 4 angles (each image line is read
 /// once per block), the adjoint over tiles of 4 image lines (each sinogram row read once
 /// per tile), so results are the same at any thread count. Memory: two padded f32 copies
@@ -168,15 +170,18 @@ pub struct RayTransform {
     params: Vec<AngleParams>,
     vertical: Vec<usize>,
     horizontal: Vec<usize>,
-    kernels: Kernels,
+    kernels: SimdPath,
 }
 
 impl RayTransform {
-    /// Precomputes the per-angle stepping constants of `geom`.
+    /// Precomputes the per-angle stepping constants of `geom`. The inner loops are the
+    /// fastest this CPU runs ([`SimdPath::detect`]) unless the environment variable
+    /// [`SIMD_ENV`](crate::SIMD_ENV) (`NETINV_TOMO_SIMD=portable|avx2|avx512`) names
+    /// another; all paths give the same bits.
     ///
     /// # Errors
-    /// None at present (a [`ParallelBeam2d`] is valid by construction); the `Result`
-    /// keeps room for geometries this projector cannot serve.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `NETINV_TOMO_SIMD` names
+    /// an unknown path or one this CPU does not run.
     pub fn new(geom: ParallelBeam2d) -> Result<Self> {
         let params: Vec<AngleParams> = geom
             .angles()
@@ -190,15 +195,34 @@ impl RayTransform {
             params,
             vertical,
             horizontal,
-            kernels: Kernels::detect(),
+            kernels: SimdPath::from_env()?,
         })
     }
 
-    /// The same operator with the given inner loops (tests compare them).
-    #[cfg(test)]
-    pub(crate) fn with_kernels(mut self, kernels: Kernels) -> Self {
-        self.kernels = kernels;
-        self
+    /// The same operator with the inner loops of `path` (same bits, other speed; for
+    /// timing and for tests that compare the paths).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if this CPU does not run
+    /// `path` (see [`SimdPath::available`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use netinv_tomo::{ndarray::Array2, LinearOperator, ParallelBeam2d, RayTransform, SimdPath};
+    /// let op = RayTransform::new(ParallelBeam2d::uniform(16, 16, 10, 24, 1.0).unwrap()).unwrap();
+    /// let x = Array2::from_shape_fn((16, 16), |(r, c)| (r * 16 + c) as f32);
+    /// let plain = op.clone().with_simd(SimdPath::Portable).unwrap();
+    /// assert_eq!(plain.simd(), SimdPath::Portable);
+    /// assert_eq!(plain.apply(x.view()), op.apply(x.view()));
+    /// ```
+    pub fn with_simd(mut self, path: SimdPath) -> Result<Self> {
+        self.kernels = path.check()?;
+        Ok(self)
+    }
+
+    /// The inner loops this operator runs.
+    pub fn simd(&self) -> SimdPath {
+        self.kernels
     }
 
     /// The scan geometry.
@@ -444,7 +468,7 @@ fn pixel_range(ray: LineRays, n_det: usize) -> (usize, usize) {
 }
 
 /// The image (or, with `transpose`, its transpose) as f32 lines with one zero before the
-/// pixels and `LINE_EXTRA - 1` after (the layout `Kernels::forward` reads).
+/// pixels and `LINE_EXTRA - 1` after (the layout `SimdPath::forward` reads).
 fn padded_lines(x: &ArrayView2<f32>, transpose: bool) -> Vec<f32> {
     let x = if transpose { x.t() } else { x.view() };
     let (n_major, n_minor) = x.dim();

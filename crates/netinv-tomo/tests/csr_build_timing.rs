@@ -58,3 +58,50 @@ fn csr_build_timing() {
         }
     }
 }
+
+/// Process CPU seconds of `reps` calls of `work`, per call (the clock ticks of
+/// /proc/self/stat: `reps` is chosen so a measurement spans many ticks).
+fn cpu_per_call<T>(reps: usize, mut work: impl FnMut() -> T) -> f64 {
+    let start = netinv_core::process_cpu_seconds().expect("/proc/self/stat");
+    for _ in 0..reps {
+        std::hint::black_box(work());
+    }
+    (netinv_core::process_cpu_seconds().unwrap() - start) / reps as f64
+}
+
+/// The phases of a CSR build at 1 thread in process CPU time: the row pointers (counting
+/// pass), the matrix (`to_csr`: counting and filling), the serial scatter transpose of
+/// the matrix, and `CsrOperator::new` (matrix plus the transpose recomputed per pixel).
+///
+/// ```text
+/// cargo test --release -p netinv-tomo --test csr_build_timing -- --ignored --nocapture phases
+/// ```
+#[test]
+#[ignore = "timing: run in release with --ignored --nocapture"]
+fn csr_build_phases_one_thread() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for size in list("CSR_BUILD_SIZES", "28x90,64x90,128x90") {
+        let (n, angles) = size.split_once('x').expect("size as NxANGLES");
+        let (n, angles): (usize, usize) = (n.parse().unwrap(), angles.parse().unwrap());
+        let op = ray(n, angles);
+        let reps = (200 * 128 * 128 / (n * n)).clamp(3, 2000);
+        pool.install(|| {
+            let count = cpu_per_call(reps, || CsrOperator::required_bytes(&op));
+            let matrix = cpu_per_call(reps, || op.to_csr());
+            let a = op.to_csr();
+            let scatter = cpu_per_call(reps, || a.transpose());
+            let new = cpu_per_call(reps, || CsrOperator::new(&op));
+            println!(
+                "csr-build-cpu {n}px-{angles}ang 1 thread, {reps} reps: counting {:.3} ms, \
+                 to_csr {:.3} ms, serial transpose {:.3} ms, CsrOperator::new {:.3} ms",
+                1e3 * count,
+                1e3 * matrix,
+                1e3 * scatter,
+                1e3 * new
+            );
+        });
+    }
+}
