@@ -28,5 +28,9 @@
 mod optimizer;
 mod tasks;
 
-pub use optimizer::{recipe_name, OptimizerJob, OptimizerStudy, Row};
-pub use tasks::{first_iteration_of, Task1, Task1Run, Task2, Task2Run};
+pub use optimizer::{
+    docs_tables, image_optimizer, invertibility_verdict, mean_ci_text, recipe_name, task2_sources,
+    task2_targets, verdict_rows, Checkpoint, OptimizerJob, OptimizerStudy, Paired, Row, Scores,
+    StudyInversion, Verdict, IMAGE_OPTIMIZERS, INVERTIBLE_OF_10, RECIPE_ORDER, TASK2_PAIRS,
+};
+pub use tasks::{first_iteration_of, Task1, Task1Run, Task2, Task2Pairs, Task2Run};

@@ -204,3 +204,75 @@ impl Task2Run {
         ms_per_step(&self.inversion)
     }
 }
+
+/// Task 2 on several pairs at once: real images (`sources` `[n, 1, h, w]`) become their
+/// `targets`, one target per image, in one batched inversion.
+///
+/// The class loss is summed over the batch ([`crate::Reduction::Sum`]) and the priors are
+/// summed too, so with Adam or SGD on the image (per-pixel updates) each image follows the
+/// path a one-image Task 2 run would take; L-BFGS couples the images through its curvature
+/// pairs. No snapshots are kept; the result is the final images and the net's view of them.
+#[derive(Debug)]
+pub struct Task2Pairs {
+    inverter: Inverter,
+}
+
+impl Task2Pairs {
+    /// Task 2 with the inversion settings `cfg` (validated); its `reduction` is set to
+    /// `Sum` and its `snapshots` are dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] from [`InversionConfig::validate`].
+    pub fn new(cfg: &InversionConfig) -> Result<Self> {
+        let cfg = InversionConfig {
+            reduction: crate::Reduction::Sum,
+            snapshots: Vec::new(),
+            ..cfg.clone()
+        };
+        Ok(Self {
+            inverter: Inverter::new(cfg)?,
+        })
+    }
+
+    /// The inversion settings (sum reduction, no snapshots).
+    pub fn config(&self) -> &InversionConfig {
+        self.inverter.config()
+    }
+
+    /// Inverts `net` from `sources` `[n, 1, h, w]` towards `targets` (one per source).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the number of targets is not `n`; as
+    /// [`Inverter::invert_classes`] otherwise.
+    pub fn run<N: InvertibleNet + ?Sized>(
+        &self,
+        net: &N,
+        sources: ndarray::ArrayView4<'_, f32>,
+        targets: &[u32],
+        monitor: &mut Monitor<'_, Tensor>,
+    ) -> Result<Task1Run> {
+        if sources.dim().0 != targets.len() {
+            return Err(Error::Shape {
+                expected: format!("{} targets, one per source image", sources.dim().0),
+                got: targets.len().to_string(),
+            });
+        }
+        let init = array4_to_tensor(sources, &Device::Cpu)?;
+        let inversion =
+            self.inverter
+                .invert_classes(net, targets, Some(&init), &Device::Cpu, monitor)?;
+        let net_predictions = inversion.predictions();
+        let self_confidence_per_image = inversion
+            .probabilities
+            .iter()
+            .zip(targets)
+            .map(|(p, &t)| f64::from(p[t as usize]))
+            .collect();
+        Ok(Task1Run {
+            targets: targets.to_vec(),
+            inversion,
+            net_predictions,
+            self_confidence_per_image,
+        })
+    }
+}
