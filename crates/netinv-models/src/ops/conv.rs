@@ -129,12 +129,9 @@ fn im2col_same<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
                 // row[d] = plane[d + shift] for d in d0..d1, clipped to the plane
                 let shift =
                     (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
-                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
-                let hi = (hw as isize - (d0 as isize + shift))
-                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
+                let (lo, hi, s0) = shifted_run(d0, d1, shift, hw);
                 row[d0..d0 + lo].fill(zero);
                 row[d0 + hi..d1].fill(zero);
-                let s0 = (d0 as isize + shift) as usize + lo;
                 row[d0 + lo..d0 + hi].copy_from_slice(&plane[s0..s0 + hi - lo]);
                 // columns whose input column ox + j - pad falls outside the image
                 // (column by column down the rows: strided stores, no tiny memset calls)
@@ -147,6 +144,19 @@ fn im2col_same<T: Elem>(x: &[T], g: &Geom, col: &mut [T]) {
             }
         }
     }
+}
+
+/// The part of the run `d0..d1` of a `col` row that reads the plane (`hw` long) at
+/// `d + shift`: returns `(lo, hi, s0)` such that `d0 + lo .. d0 + hi` reads
+/// `plane[s0 .. s0 + hi - lo]` and the rest of the run lies outside the plane. An empty
+/// part (`lo == hi`) comes with `s0 = 0`, so slicing with it never leaves the plane.
+fn shifted_run(d0: usize, d1: usize, shift: isize, hw: usize) -> (usize, usize, usize) {
+    let (len, start) = ((d1 - d0) as isize, d0 as isize + shift);
+    let lo = (-start).clamp(0, len);
+    let hi = (hw as isize - start).clamp(lo, len);
+    // start + lo >= 0 whenever the part is not empty (start alone may be negative)
+    let s0 = if hi > lo { (start + lo) as usize } else { 0 };
+    (lo as usize, hi as usize, s0)
 }
 
 /// The adjoint of [`im2col`]: adds every entry of `col` `[k, p]` to the input pixel it was
@@ -188,10 +198,7 @@ fn col2im_add_same<T: Elem>(col: &mut [T], g: &Geom, dx: &mut [T]) {
                 }
                 let shift =
                     (i as isize - g.pad as isize) * g.w as isize + j as isize - g.pad as isize;
-                let lo = (-(d0 as isize + shift)).clamp(0, (d1 - d0) as isize) as usize;
-                let hi = (hw as isize - (d0 as isize + shift))
-                    .clamp(lo as isize, (d1 - d0) as isize) as usize;
-                let s0 = (d0 as isize + shift) as usize + lo;
+                let (lo, hi, s0) = shifted_run(d0, d1, shift, hw);
                 for (d, &s) in plane[s0..s0 + hi - lo]
                     .iter_mut()
                     .zip(&row[d0 + lo..d0 + hi])
