@@ -142,6 +142,7 @@ impl Args {
         };
         study.validate().map_err(support::config_flag_error)?;
         flag_support::output_folder("--out", &self.out)?;
+        flag_support::cache_folder("--judge", &self.judge, netinv::models::JUDGE_FILE, "judge")?;
         Ok(study)
     }
 }
