@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! cargo run --release --example prototype_study -- --seeds 10 --dims 2,3,5 --out runs/prototypes \
-//!     [--epochs 10 --lr 1e-3 --slope 0.75 --steps 1000 --judge runs/judge --train N \
+//!     [--epochs 10 --lr 1e-3 --constant-lr --shift 2 --slope 0.75 --steps 1000 \
+//!      --judge runs/judge --train N \
 //!      --invert-dims 2,3,5 --quick]
 //! cargo run --release --example prototype_study -- --gap-search --seeds 2 --out runs/gap
 //! ```
@@ -87,9 +88,15 @@ struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Training epochs (Adam, cosine schedule, 2-pixel shifts).
+    /// Training epochs (Adam; cosine schedule unless --constant-lr; --shift-pixel shifts).
     #[arg(long, default_value_t = 10, value_parser = flag_support::at_least_one)]
     epochs: usize,
+    /// Keep the learning rate constant instead of the cosine decay to 0.
+    #[arg(long)]
+    constant_lr: bool,
+    /// Training augmentation: random shifts of up to this many pixels (0: none).
+    #[arg(long, default_value_t = 2)]
+    shift: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3, value_parser = flag_support::positive)]
     lr: f64,
@@ -109,16 +116,16 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = flag_support::at_least_one)]
     invert_dims: Option<Vec<usize>>,
     /// Smoke-test settings (see the header); judges only with a cached panel.
-    #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "steps", "train", "invert_dims", "gap_search"])]
+    #[arg(long, conflicts_with_all = ["seeds", "dims", "epochs", "constant_lr", "shift", "steps", "train", "invert_dims", "gap_search"])]
     quick: bool,
     /// The 2-D hyperspherical recipe search on a validation split (see the header).
-    #[arg(long, conflicts_with_all = ["dims", "epochs", "lr", "steps", "train", "invert_dims", "shard"])]
+    #[arg(long, conflicts_with_all = ["dims", "epochs", "lr", "constant_lr", "shift", "steps", "train", "invert_dims", "shard"])]
     gap_search: bool,
     /// Run only shard K of N of the job list (K in 1..=N) and record it in --out/shard.json.
     #[arg(long, value_parser = flag_support::shard)]
     shard: Option<Shard>,
     /// Merge these finished shard folders into --out (the settings come from the shards).
-    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "dims", "epochs", "lr", "slope", "steps", "train", "invert_dims", "quick", "shard", "gap_search"])]
+    #[arg(long, num_args = 1.., conflicts_with_all = ["seeds", "dims", "epochs", "lr", "constant_lr", "shift", "slope", "steps", "train", "invert_dims", "quick", "shard", "gap_search"])]
     merge: Vec<PathBuf>,
 }
 
@@ -149,6 +156,8 @@ impl Args {
             "study": self.study(),
             "epochs": self.epochs,
             "lr": self.lr,
+            "cosine": !self.constant_lr,
+            "shift": self.shift,
             "slope": self.slope,
             "steps": self.steps,
             "train": self.train,
@@ -156,12 +165,14 @@ impl Args {
         })
     }
 
-    /// The training recipe of every net of the study (Adam, cosine, 2-pixel shifts).
+    /// The training recipe of every net of the study (Adam; by default cosine, 2-pixel
+    /// shifts).
     fn recipe(&self) -> GapRecipe {
         GapRecipe {
             lr: self.lr,
             epochs: self.epochs,
-            ..GapRecipe::study_default()
+            cosine: !self.constant_lr,
+            shift: self.shift,
         }
     }
 }
@@ -169,6 +180,9 @@ impl Args {
 /// Checks what clap's value parsers cannot: flags against each other, the data size and
 /// the folders, before a judge or a net is trained.
 fn validate(args: &Args, training_digits: usize) -> Result<()> {
+    if args.shift > 8 {
+        anyhow::bail!("--shift {}: at most 8 pixels", args.shift);
+    }
     flag_support::distinct("--dims", &args.dims)?;
     if let Some(inv) = &args.invert_dims {
         flag_support::distinct("--invert-dims", inv)?;
