@@ -162,6 +162,23 @@ fn prototype_tables_in_the_docs_are_the_committed_results() {
     assert_docs_hold("results.md", &rows.join("\n"), "prototype verdicts");
 }
 
+/// The gap search's best recipe (constant lr 1e-3, 20 epochs, no shifts) re-run at D = 2 on
+/// the test split: its tables stand in docs/results/prototypes.md.
+#[test]
+fn prototype_recipe_rerun_tables_in_the_docs_are_the_committed_results() {
+    use netinv::prototypes::study::{tables, Baseline, Row};
+    let dir = "prototype_study_constant20";
+    let rows: Vec<Row> = serde_json::from_str(&results(&format!("{dir}/study.json"))).unwrap();
+    let baselines: Vec<Baseline> =
+        serde_json::from_str(&results(&format!("{dir}/baseline.json"))).unwrap();
+    assert!(rows.iter().all(|r| r.dim == 2 && r.task1.is_some()));
+    assert_docs_hold(
+        "results/prototypes.md",
+        &tables(&rows, &baselines),
+        "results/prototype_study_constant20",
+    );
+}
+
 #[test]
 fn prototype_gap_search_table_in_the_docs_is_the_committed_results() {
     use netinv::prototypes::study::{gap_table, GapRow};
