@@ -180,9 +180,16 @@ impl Args {
 /// Checks what clap's value parsers cannot: flags against each other, the data size and
 /// the folders, before a judge or a net is trained.
 fn validate(args: &Args, training_digits: usize) -> Result<()> {
-    if args.shift > 8 {
-        anyhow::bail!("--shift {}: at most 8 pixels", args.shift);
-    }
+    // the training settings' own checks (shift, epochs, lr), before any judge or net
+    args.recipe()
+        .train_config(0)
+        .validate()
+        .map_err(|err| match err {
+            netinv::models::Error::InvalidConfig { field, reason } => {
+                anyhow::anyhow!("invalid --{}: {reason}", field.replace('_', "-"))
+            }
+            other => other.into(),
+        })?;
     flag_support::distinct("--dims", &args.dims)?;
     if let Some(inv) = &args.invert_dims {
         flag_support::distinct("--invert-dims", inv)?;
